@@ -1,0 +1,98 @@
+//! # pi-core
+//!
+//! The client core of a private-inference (PI) toolkit: a `#![no_std]`, heap-free engine for
+//! CNNs whose ReLUs have been partly replaced by the identity ("linearized"), because in PI every
+//! ReLU costs a garbled circuit or an OT comparison while linear layers are cheap.
+//!
+//! * [`Model::parse`] validates a model file once: magic, version, every shape, length, ReLU mask,
+//!   tensor reference and accumulator bound, and plans the activation buffer. Any byte string
+//!   gives `Ok` or a typed [`Error`]; it never panics.
+//! * [`Model::infer`] then runs in a caller-provided `i32` arena of [`Model::arena_words`] words.
+//!   Weights are borrowed from the file bytes (a model in flash stays in flash).
+//! * [`Model::relu_count`] is the number PI pays for.
+//!
+//! ```
+//! # fn main() -> Result<(), pi_core::Error> {
+//! let model = pi_core::Model::parse(pi_core::testing::TINY_MODEL)?;
+//! let mut arena = [0i32; 64];
+//! let image = [0.5f32; 16];
+//! let mut input = [0i32; 16];
+//! for (q, x) in input.iter_mut().zip(image) {
+//!     *q = pi_core::fixed::quantize(x, model.activation_frac_bits());
+//! }
+//! let logits = model.infer(&input, &mut arena)?;
+//! let class = pi_core::fixed::argmax(logits);
+//! let relus = model.relu_count();
+//! assert!(class < 3 && relus.kept <= relus.total);
+//! # Ok(()) }
+//! ```
+//!
+//! ## Numbers
+//!
+//! Fixed point throughout; the rules live in [`fixed`]. Activations are `i32` at one model-wide
+//! scale `2^a`. Conv and linear layers hold `i16` weights at a per-layer scale `2^s` and `i32`
+//! biases at `2^(a+s)`, accumulate exactly in `i64` (parsing proves no accumulator can reach
+//! `2^62`), then round half up by `s` bits and saturate to `i32`. Pools multiply their `i64` sum
+//! by `round(2^16/n)` and round by 16 bits. Residual adds saturate. Secret-shared evaluation uses
+//! the same scales, so a reconstructed private result can be compared with the plaintext one.
+//!
+//! ## Model format v1
+//!
+//! A file is the 4 magic bytes `PIC1` followed by [postcard](https://postcard.jamesmunns.com)
+//! records. Postcard writes `u8` as one byte, `u16`/`u32` as LEB128 varints (7 bits per byte,
+//! low first, high bit = more), enums as a varint variant index followed by the fields, and byte
+//! strings as a varint length followed by the raw bytes (borrowed zero-copy when parsing).
+//!
+//! | Bytes | Field | Encoding |
+//! |---|---|---|
+//! | 0..4 | magic | `50 49 43 31` (`PIC1`) |
+//! | | version | `u16` varint, `01` |
+//! | | activation frac bits `a` | `u8` (0..=24) |
+//! | | input channels, height, width | 3 × `u16` varint |
+//! | | layer count | `u16` varint (1..=[`MAX_LAYERS`]) |
+//! | | layers | `layer count` layer records, nothing after the last |
+//!
+//! A layer record is its input tensor id (`u16` varint: 0 = model input, `k` = output of layer
+//! `k-1`, must be `<=` the layer's own index) then the operation, a varint variant index:
+//!
+//! | Index | Operation | Fields after the index |
+//! |---|---|---|
+//! | 0 | Conv2d | out channels `u16`; kernel h `u8`; kernel w `u8`; stride `u8`; padding `u8` (< kernel); weight frac bits `u8` (<= 30); weights: byte string of `out·in·kh·kw` LE `i16`, `[out][in][kh][kw]`; bias: byte string, empty or `out` LE `i32` |
+//! | 1 | Linear | out features `u16`; weight frac bits `u8`; weights: byte string of `out·in` LE `i16`, `[out][in]`; bias: byte string, empty or `out` LE `i32`. Input must be `(n,1,1)` |
+//! | 2 | MaskedRelu | mask: varint tag then payload: `0` all kept; `1` none kept; `2` bitmap: byte string of `ceil(n/8)` bytes, bit `i%8` of byte `i/8`, unused bits 0; `3` indices: byte string of strictly increasing LE `u32` |
+//! | 3 | AvgPool2d | kernel `u8`; stride `u8` (no padding) |
+//! | 4 | GlobalAvgPool | none |
+//! | 5 | Add | other tensor id `u16` varint (same shape as the input) |
+//! | 6 | Flatten | none |
+//!
+//! Tensors are CHW. Every tensor has at most [`MAX_TENSOR_ELEMENTS`] elements and each
+//! dimension fits a `u16`. The golden file `tests/golden/tiny.pic` is checked byte for byte.
+//!
+//! ## Features
+//!
+//! * `std`: the writer ([`spec`]) and conversions to owned types, for host tools.
+//! * `defmt`: `defmt::Format` for the public types (firmware logging).
+#![no_std]
+#![cfg_attr(docsrs, feature(doc_cfg))]
+
+#[cfg(feature = "std")]
+extern crate std;
+
+mod engine;
+mod error;
+pub mod fixed;
+mod format;
+mod kernels;
+mod layer;
+mod mask;
+mod model;
+mod plan;
+#[cfg(feature = "std")]
+pub mod spec;
+pub mod testing;
+
+pub use error::Error;
+pub use format::{FORMAT_VERSION, MAGIC, NumberFormat, Shape};
+pub use layer::{Bias, Conv2d, Layer, Linear, Op, Weights};
+pub use mask::{MaskEncoding, ReluMask};
+pub use model::{Layers, MAX_LAYERS, MAX_TENSOR_ELEMENTS, Model, ReluCount};

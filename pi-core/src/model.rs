@@ -1,0 +1,429 @@
+//! Parsing and validation: every check happens once, in [`Model::parse`].
+
+use crate::error::Error;
+use crate::fixed::{self, MAX_ACTIVATION_FRAC_BITS, MAX_WEIGHT_FRAC_BITS};
+use crate::format::{FORMAT_VERSION, Header, LayerRecord, MAGIC, NumberFormat, OpRecord, Shape};
+use crate::layer::{Bias, Conv2d, Layer, Linear, Op, Weights};
+use crate::mask::ReluMask;
+use crate::plan::{self, Plan};
+
+/// Most layers a model may have. Parsing keeps a fixed table per tensor, so this bounds the
+/// parsed [`Model`]'s size (about 1.6 KiB).
+pub const MAX_LAYERS: usize = 128;
+
+/// Most elements one tensor may have (so every offset fits 32 bits on any target).
+pub const MAX_TENSOR_ELEMENTS: usize = 1 << 24;
+
+/// Every accumulator the engine forms stays below this magnitude, so rounding cannot overflow.
+const ACCUMULATOR_LIMIT: u128 = 1 << 62;
+
+/// Largest magnitude of an `i32` activation.
+const ACTIVATION_MAGNITUDE: u128 = 1 << 31;
+
+/// ReLU accounting: how many ReLUs a private inference pays for, out of how many sites.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub struct ReluCount {
+    /// ReLUs kept (evaluated as a garbled circuit or OT comparison in PI).
+    pub kept: u64,
+    /// ReLU sites (elements of every masked-ReLU layer).
+    pub total: u64,
+}
+
+impl ReluCount {
+    /// Sites turned into the identity.
+    pub fn linearized(&self) -> u64 {
+        self.total - self.kept
+    }
+
+    fn add(&mut self, mask: &ReluMask<'_>) {
+        self.kept += mask.kept() as u64;
+        self.total += mask.len() as u64;
+    }
+}
+
+/// A parsed, fully validated model that borrows its weights from the file bytes.
+///
+/// Evaluation ([`Model::infer`]) cannot fail except for caller buffers of the wrong size.
+#[derive(Debug, Clone)]
+pub struct Model<'a> {
+    layer_bytes: &'a [u8],
+    number_format: NumberFormat,
+    layer_count: usize,
+    plan: Plan,
+    relus: ReluCount,
+    macs: u64,
+    weight_bytes: usize,
+}
+
+impl<'a> Model<'a> {
+    /// Parses and validates a model file: magic, version, every shape, length, mask, tensor
+    /// reference and accumulator bound; then plans the activation buffer.
+    ///
+    /// Any byte string returns `Ok` or a typed [`Error`]; this never panics.
+    pub fn parse(bytes: &'a [u8]) -> Result<Self, Error> {
+        let rest = bytes.strip_prefix(&MAGIC).ok_or(Error::BadMagic)?;
+        let (header, mut rest) =
+            postcard::take_from_bytes::<Header>(rest).map_err(|_| Error::Malformed)?;
+        if header.version != FORMAT_VERSION {
+            return Err(Error::UnsupportedVersion {
+                found: header.version,
+            });
+        }
+        if header.number_format.activation_frac_bits > MAX_ACTIVATION_FRAC_BITS {
+            return Err(Error::BadParameter { layer: usize::MAX });
+        }
+        let layer_count = header.layer_count as usize;
+        if layer_count == 0 {
+            return Err(Error::NoLayers);
+        }
+        if layer_count > MAX_LAYERS {
+            return Err(Error::TooManyLayers { found: layer_count });
+        }
+        check_shape(header.input, usize::MAX)?;
+
+        let mut shapes = [Shape::default(); MAX_LAYERS + 1];
+        shapes[0] = header.input;
+        let mut refs = [plan::LayerRefs::default(); MAX_LAYERS];
+        let mut relus = ReluCount::default();
+        let mut macs = 0u64;
+        let mut weight_bytes = 0usize;
+        let layers_start = rest;
+        for index in 0..layer_count {
+            let (record, after) =
+                postcard::take_from_bytes::<LayerRecord<'a>>(rest).map_err(|_| Error::Malformed)?;
+            rest = after;
+            let layer = build_layer(index, record, &shapes[..=index])?;
+            check_accumulators(&layer)?;
+            shapes[index + 1] = layer.output_shape;
+            refs[index] = plan::LayerRefs::of(&layer);
+            macs += layer.macs();
+            match &layer.op {
+                Op::MaskedRelu(mask) => relus.add(mask),
+                Op::Conv2d(c) => {
+                    weight_bytes += c.weights.as_bytes().len() + c.bias.map_or(0, |b| b.len() * 4)
+                }
+                Op::Linear(l) => {
+                    weight_bytes += l.weights.as_bytes().len() + l.bias.map_or(0, |b| b.len() * 4)
+                }
+                _ => {}
+            }
+        }
+        if !rest.is_empty() {
+            return Err(Error::TrailingBytes);
+        }
+        let layer_bytes = &layers_start[..layers_start.len() - rest.len()];
+        let plan = plan::plan(&shapes[..=layer_count], &refs[..layer_count]);
+        Ok(Self {
+            layer_bytes,
+            number_format: header.number_format,
+            layer_count,
+            plan,
+            relus,
+            macs,
+            weight_bytes,
+        })
+    }
+
+    /// The number format (activation scale).
+    pub fn number_format(&self) -> NumberFormat {
+        self.number_format
+    }
+
+    /// Fractional bits of every activation.
+    pub fn activation_frac_bits(&self) -> u8 {
+        self.number_format.activation_frac_bits
+    }
+
+    /// Shape of the model input.
+    pub fn input_shape(&self) -> Shape {
+        self.plan.shape(0)
+    }
+
+    /// Shape of the model output (the last layer's tensor).
+    pub fn output_shape(&self) -> Shape {
+        self.plan.shape(self.layer_count)
+    }
+
+    /// Number of layers.
+    pub fn layer_count(&self) -> usize {
+        self.layer_count
+    }
+
+    /// Shape of tensor `id` (0 = input; `k` = output of layer `k - 1`); `None` past the end.
+    pub fn tensor_shape(&self, id: usize) -> Option<Shape> {
+        (id <= self.layer_count).then(|| self.plan.shape(id))
+    }
+
+    /// Words of `i32` the activation arena passed to [`Model::infer`] must hold: the peak of the
+    /// buffer plan (tensors that are alive at the same time never share words).
+    pub fn arena_words(&self) -> usize {
+        self.plan.arena_words()
+    }
+
+    /// Where tensor `id` lives in the arena (word offset); `None` past the end.
+    pub fn tensor_offset(&self, id: usize) -> Option<usize> {
+        (id <= self.layer_count).then(|| self.plan.offset(id))
+    }
+
+    /// ReLU accounting over the whole model.
+    pub fn relu_count(&self) -> ReluCount {
+        self.relus
+    }
+
+    /// Multiply-accumulates per inference over all conv and linear layers.
+    pub fn macs(&self) -> u64 {
+        self.macs
+    }
+
+    /// Bytes of weights and biases (borrowed from the file, never copied).
+    pub fn parameter_bytes(&self) -> usize {
+        self.weight_bytes
+    }
+
+    /// The layers in order, as validated views.
+    pub fn layers(&self) -> Layers<'_, 'a> {
+        Layers {
+            model: self,
+            rest: self.layer_bytes,
+            index: 0,
+        }
+    }
+
+    /// Layer `index`, if it exists (walks the layer list: O(index)).
+    pub fn layer(&self, index: usize) -> Option<Layer<'a>> {
+        self.layers().nth(index)
+    }
+
+    pub(crate) fn plan(&self) -> &Plan {
+        &self.plan
+    }
+}
+
+/// Iterator over a model's layers (see [`Model::layers`]).
+#[derive(Debug, Clone)]
+pub struct Layers<'m, 'a> {
+    model: &'m Model<'a>,
+    rest: &'a [u8],
+    index: usize,
+}
+
+impl<'a> Iterator for Layers<'_, 'a> {
+    type Item = Layer<'a>;
+
+    fn next(&mut self) -> Option<Layer<'a>> {
+        if self.index >= self.model.layer_count {
+            return None;
+        }
+        // Parsing already accepted these exact bytes, so decoding cannot fail here; if it ever
+        // did, the iterator ends instead of panicking.
+        let (record, after) = postcard::take_from_bytes::<LayerRecord<'a>>(self.rest).ok()?;
+        let layer = build_layer(self.index, record, self.model.plan.shapes()).ok()?;
+        self.rest = after;
+        self.index += 1;
+        Some(layer)
+    }
+
+    fn size_hint(&self) -> (usize, Option<usize>) {
+        let left = self.model.layer_count - self.index;
+        (left, Some(left))
+    }
+}
+
+fn check_shape(shape: Shape, layer: usize) -> Result<(), Error> {
+    let elements = shape.channels as u64 * shape.height as u64 * shape.width as u64;
+    if elements == 0 || elements > MAX_TENSOR_ELEMENTS as u64 {
+        return Err(Error::BadShape { layer });
+    }
+    Ok(())
+}
+
+fn dim(value: usize, layer: usize) -> Result<u16, Error> {
+    u16::try_from(value).map_err(|_| Error::BadShape { layer })
+}
+
+fn bias_view(bytes: &[u8], count: usize, layer: usize) -> Result<Option<Bias<'_>>, Error> {
+    match bytes.len() {
+        0 => Ok(None),
+        n if n as u64 == count as u64 * 4 => Ok(Some(Bias(bytes))),
+        _ => Err(Error::BadLength { layer }),
+    }
+}
+
+/// Checks one record against the shapes of the tensors before it and builds its view. Cheap
+/// (no pass over the weights), so the layer iterator can call it again at inference time.
+fn build_layer<'a>(
+    index: usize,
+    record: LayerRecord<'a>,
+    shapes: &[Shape],
+) -> Result<Layer<'a>, Error> {
+    let input = record.input as usize;
+    let input_shape = *shapes
+        .get(input)
+        .ok_or(Error::BadTensorRef { layer: index })?;
+    let bad_param = Error::BadParameter { layer: index };
+    let bad_shape = Error::BadShape { layer: index };
+    let (op, output_shape) = match record.op {
+        OpRecord::Conv2d {
+            out_channels,
+            kernel_h,
+            kernel_w,
+            stride,
+            padding,
+            weight_frac_bits,
+            weights,
+            bias,
+        } => {
+            if out_channels == 0 || kernel_h == 0 || kernel_w == 0 || stride == 0 {
+                return Err(bad_param);
+            }
+            if weight_frac_bits > MAX_WEIGHT_FRAC_BITS || padding >= kernel_h.min(kernel_w) {
+                return Err(bad_param);
+            }
+            let (kh, kw, s, p) = (
+                kernel_h as usize,
+                kernel_w as usize,
+                stride as usize,
+                padding as usize,
+            );
+            let (h, w) = (input_shape.height as usize, input_shape.width as usize);
+            if h + 2 * p < kh || w + 2 * p < kw {
+                return Err(bad_shape);
+            }
+            let out_shape = Shape::new(
+                out_channels,
+                dim((h + 2 * p - kh) / s + 1, index)?,
+                dim((w + 2 * p - kw) / s + 1, index)?,
+            );
+            let in_channels = input_shape.channels as usize;
+            let expected = out_channels as u64 * in_channels as u64 * kh as u64 * kw as u64 * 2;
+            if weights.len() as u64 != expected {
+                return Err(Error::BadLength { layer: index });
+            }
+            let conv = Conv2d {
+                in_channels,
+                out_channels: out_channels as usize,
+                kernel_h: kh,
+                kernel_w: kw,
+                stride: s,
+                padding: p,
+                weight_frac_bits,
+                weights: Weights(weights),
+                bias: bias_view(bias, out_channels as usize, index)?,
+            };
+            (Op::Conv2d(conv), out_shape)
+        }
+        OpRecord::Linear {
+            out_features,
+            weight_frac_bits,
+            weights,
+            bias,
+        } => {
+            if !input_shape.is_vector() {
+                return Err(bad_shape);
+            }
+            if out_features == 0 || weight_frac_bits > MAX_WEIGHT_FRAC_BITS {
+                return Err(bad_param);
+            }
+            let in_features = input_shape.channels as usize;
+            if weights.len() as u64 != out_features as u64 * in_features as u64 * 2 {
+                return Err(Error::BadLength { layer: index });
+            }
+            let linear = Linear {
+                in_features,
+                out_features: out_features as usize,
+                weight_frac_bits,
+                weights: Weights(weights),
+                bias: bias_view(bias, out_features as usize, index)?,
+            };
+            (Op::Linear(linear), Shape::vector(out_features))
+        }
+        OpRecord::MaskedRelu { mask } => {
+            let mask = ReluMask::validate(mask, input_shape.elements())
+                .ok_or(Error::BadMask { layer: index })?;
+            (Op::MaskedRelu(mask), input_shape)
+        }
+        OpRecord::AvgPool2d { kernel, stride } => {
+            if kernel == 0 || stride == 0 {
+                return Err(bad_param);
+            }
+            let (k, s) = (kernel as usize, stride as usize);
+            let (h, w) = (input_shape.height as usize, input_shape.width as usize);
+            if h < k || w < k {
+                return Err(bad_shape);
+            }
+            let out_shape = Shape::new(
+                input_shape.channels,
+                dim((h - k) / s + 1, index)?,
+                dim((w - k) / s + 1, index)?,
+            );
+            (
+                Op::AvgPool2d {
+                    kernel: k,
+                    stride: s,
+                },
+                out_shape,
+            )
+        }
+        OpRecord::GlobalAvgPool => {
+            // The 1/n multiplier must not round to zero.
+            if fixed::pool_multiplier(input_shape.plane() as u32) == 0
+                || input_shape.plane() > u32::MAX as usize
+            {
+                return Err(bad_shape);
+            }
+            (Op::GlobalAvgPool, Shape::vector(input_shape.channels))
+        }
+        OpRecord::Add { other } => {
+            let other = other as usize;
+            let other_shape = *shapes
+                .get(other)
+                .ok_or(Error::BadTensorRef { layer: index })?;
+            if other_shape != input_shape {
+                return Err(bad_shape);
+            }
+            (Op::Add { other }, input_shape)
+        }
+        OpRecord::Flatten => {
+            let n = dim(input_shape.elements(), index)?;
+            (Op::Flatten, Shape::vector(n))
+        }
+    };
+    check_shape(output_shape, index)?;
+    Ok(Layer {
+        index,
+        input,
+        input_shape,
+        output_shape,
+        op,
+    })
+}
+
+/// Proves that no accumulator of this layer can reach 2^62 whatever the `i32` inputs: the exact
+/// worst case is `|bias| + 2^31 · Σ|w|` per output (one pass over the weights, at parse time only).
+fn check_accumulators(layer: &Layer<'_>) -> Result<(), Error> {
+    let overflow = Error::AccumulatorOverflow { layer: layer.index };
+    let rows_fit = |weights: Weights<'_>, bias: Option<Bias<'_>>, rows: usize, fan_in: usize| {
+        (0..rows).all(|row| {
+            let l1: u128 = weights
+                .slice(row * fan_in, fan_in)
+                .iter()
+                .map(|w| w.unsigned_abs() as u128)
+                .sum();
+            let b = bias.map_or(0, |b| b.get(row).unsigned_abs() as u128);
+            l1 * ACTIVATION_MAGNITUDE + b < ACCUMULATOR_LIMIT
+        })
+    };
+    let pool_fits = |n: usize| {
+        let m = fixed::pool_multiplier(n as u32) as u128;
+        n as u128 * ACTIVATION_MAGNITUDE * m < ACCUMULATOR_LIMIT
+    };
+    let fits = match &layer.op {
+        Op::Conv2d(c) => rows_fit(c.weights, c.bias, c.out_channels, c.fan_in()),
+        Op::Linear(l) => rows_fit(l.weights, l.bias, l.out_features, l.in_features),
+        Op::AvgPool2d { kernel, .. } => pool_fits(kernel * kernel),
+        Op::GlobalAvgPool => pool_fits(layer.input_shape.plane()),
+        _ => true,
+    };
+    if fits { Ok(()) } else { Err(overflow) }
+}

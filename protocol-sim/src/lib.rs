@@ -1,0 +1,1 @@
+//! protocol-sim: work in progress (see issue 5).
