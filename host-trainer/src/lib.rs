@@ -26,10 +26,10 @@
 //! ```
 
 pub mod backend;
+pub mod cli;
 pub mod data;
 pub mod eval;
 pub mod export;
 pub mod model;
 pub mod rng;
 pub mod train;
-pub mod cli;

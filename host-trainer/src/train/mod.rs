@@ -1,0 +1,419 @@
+//! Training runs. A run is a folder ([`RunDir`]): `config.json`, `checkpoint.ckpt` (every
+//! epoch, atomic), `best.bpk` (best validation accuracy), `metrics.csv`, `train.log`, and when
+//! the run completes `model.bpk` (the selected model) plus `report.json` / `report.md`.
+//!
+//! Model selection uses the validation split (held out from the training set with the run's
+//! seed); the test set is evaluated once, on the selected model, for the report.
+
+pub mod checkpoint;
+pub mod config;
+pub mod evaluate;
+pub mod progress;
+pub mod run_dir;
+
+use std::fmt::Write as _;
+use std::io::Write as _;
+use std::path::Path;
+use std::time::Instant;
+
+use anyhow::{Context, Result, bail};
+use burn::module::Module;
+use burn::nn::loss::CrossEntropyLossConfig;
+use burn::optim::decay::WeightDecayConfig;
+use burn::optim::momentum::MomentumConfig;
+use burn::optim::{AdamConfig, GradientsParams, ModuleOptimizer, SgdConfig};
+use burn::tensor::{Bytes, Device};
+use serde::{Deserialize, Serialize};
+
+pub use checkpoint::{Checkpoint, CheckpointError, TrainState};
+pub use config::{OptimizerKind, TrainConfig};
+pub use run_dir::RunDir;
+
+use crate::data::batch::Batch;
+use crate::data::{self, ImageSet, split};
+use crate::model::{Net, relu_table};
+use crate::rng::Rng;
+use evaluate::{Score, score};
+use progress::RunLog;
+
+/// How to run (not part of the run's identity).
+#[derive(Debug, Clone, Default)]
+pub struct RunOptions {
+    /// No progress bars or terminal output (the log file is still written).
+    pub quiet: bool,
+    /// Stop after this many epochs in total, as if interrupted (for tests and time-boxing).
+    pub stop_after_epochs: Option<usize>,
+}
+
+/// The outcome of a training call.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TrainSummary {
+    /// Epochs completed so far.
+    pub epochs_done: usize,
+    /// Whether all configured epochs are done (then `model.bpk` and the report exist).
+    pub completed: bool,
+    /// Best validation accuracy.
+    pub best_val_acc: f64,
+    /// Its epoch.
+    pub best_epoch: usize,
+    /// Test accuracy of the selected model (only when completed).
+    pub test_acc: Option<f64>,
+    /// Mean training throughput of this call's epochs (images per second, fwd+bwd+step).
+    pub train_images_per_s: f64,
+    /// ReLUs of the network (all kept).
+    pub relus: usize,
+    /// Trainable parameters.
+    pub params: usize,
+}
+
+/// Data of a run: training (after the validation hold-out), validation, test.
+struct RunData {
+    train: ImageSet,
+    val: ImageSet,
+    test: ImageSet,
+}
+
+fn load_data(cfg: &TrainConfig) -> Result<RunData> {
+    let tt = data::load(cfg.dataset, &cfg.data_paths())?;
+    let full = match cfg.train_limit {
+        Some(n) => tt.train.truncate(n),
+        None => tt.train,
+    };
+    let (train, val) = split::train_val(&full, cfg.val_fraction, cfg.seed);
+    Ok(RunData {
+        train,
+        val,
+        test: tt.test,
+    })
+}
+
+fn make_optimizer(cfg: &TrainConfig) -> ModuleOptimizer {
+    let wd = (cfg.weight_decay > 0.0).then(|| WeightDecayConfig::new(cfg.weight_decay as f32));
+    match cfg.optimizer {
+        OptimizerKind::Sgd => SgdConfig::new()
+            .with_momentum(Some(
+                MomentumConfig::new()
+                    .with_momentum(cfg.momentum)
+                    .with_dampening(0.0),
+            ))
+            .with_weight_decay(wd)
+            .init(),
+        OptimizerKind::Adam => AdamConfig::new().with_weight_decay(wd).init(),
+    }
+}
+
+/// Starts a new run in `run_dir` (created if needed). Fails if the folder already holds a run:
+/// use [`resume`] to continue it.
+pub fn train(cfg: &TrainConfig, run_dir: &Path, opts: &RunOptions) -> Result<TrainSummary> {
+    let run = RunDir::new(run_dir);
+    if run.config().exists() || run.checkpoint().exists() {
+        bail!(
+            "{} already holds a run: continue it with `train --resume --out {0}` or choose another --out",
+            run_dir.display()
+        );
+    }
+    if cfg.epochs == 0 || cfg.batch_size < 2 {
+        bail!("need epochs >= 1 and batch size >= 2 (BatchNorm needs two samples)");
+    }
+    std::fs::create_dir_all(run_dir).with_context(|| format!("creating {}", run_dir.display()))?;
+    let json = serde_json::to_string_pretty(cfg)?;
+    checkpoint::write_atomic(&run.config(), json.as_bytes())?;
+    run_epochs(cfg, &run, None, opts)
+}
+
+/// Continues the run in `run_dir` from its last checkpoint; `epochs` may raise the epoch count.
+pub fn resume(run_dir: &Path, epochs: Option<usize>, opts: &RunOptions) -> Result<TrainSummary> {
+    let run = RunDir::new(run_dir);
+    let mut cfg = run.read_config()?;
+    let ckpt = Checkpoint::load(&run.checkpoint())?;
+    if let Some(e) = epochs {
+        if e < ckpt.state.epochs_done {
+            bail!(
+                "--epochs {e} is below the {} epochs already done",
+                ckpt.state.epochs_done
+            );
+        }
+        if e != cfg.epochs {
+            cfg.epochs = e;
+            checkpoint::write_atomic(
+                &run.config(),
+                serde_json::to_string_pretty(&cfg)?.as_bytes(),
+            )?;
+        }
+    }
+    run_epochs(&cfg, &run, Some(ckpt), opts)
+}
+
+/// Keeps the header and the rows of epochs `<= epochs_done` (rows written after the last
+/// checkpoint belong to an epoch that will be re-run).
+fn trim_metrics(path: &Path, epochs_done: usize) -> Result<()> {
+    let Ok(text) = std::fs::read_to_string(path) else {
+        return Ok(());
+    };
+    let kept: String = text
+        .lines()
+        .enumerate()
+        .filter(|(i, l)| {
+            *i == 0
+                || l.split(',')
+                    .next()
+                    .and_then(|e| e.parse::<usize>().ok())
+                    .is_some_and(|e| e <= epochs_done)
+        })
+        .map(|(_, l)| format!("{l}\n"))
+        .collect();
+    checkpoint::write_atomic(path, kept.as_bytes())?;
+    Ok(())
+}
+
+const METRICS_HEADER: &str =
+    "epoch,lr,train_loss,train_acc,val_loss,val_acc,train_seconds,train_images_per_s";
+
+fn run_epochs(
+    cfg: &TrainConfig,
+    run: &RunDir,
+    ckpt: Option<Checkpoint>,
+    opts: &RunOptions,
+) -> Result<TrainSummary> {
+    let mut log = RunLog::new(&run.log(), opts.quiet)
+        .with_context(|| format!("opening {}", run.log().display()))?;
+    let device: Device = cfg.backend.train_device()?;
+    let eval_device = cfg.backend.device()?;
+    let spec = run_dir::spec_of(cfg)?;
+    let data = load_data(cfg)?;
+    log.line(&format!(
+        "{} on {}: {} train / {} validation / {} test images, backend {:?}",
+        spec.arch,
+        cfg.dataset.name(),
+        data.train.len(),
+        data.val.len(),
+        data.test.len(),
+        cfg.backend
+    ));
+
+    device.seed(cfg.seed);
+    let mut model = Net::new(&spec, &device);
+    let mut optim = make_optimizer(cfg);
+    let mut state = TrainState {
+        epochs_done: 0,
+        best_val_acc: -1.0,
+        best_epoch: 0,
+    };
+    if let Some(ckpt) = ckpt {
+        model = run_dir::model_from_bytes(&spec, ckpt.model, &device)?;
+        optim = optim
+            .from_bytes(Bytes::from_bytes_vec(ckpt.optimizer))
+            .map_err(|e| anyhow::anyhow!("checkpoint optimizer state: {e}"))?;
+        state = ckpt.state;
+        trim_metrics(&run.metrics(), state.epochs_done)?;
+        log.line(&format!(
+            "resumed after epoch {} (best validation {:.2}% at epoch {})",
+            state.epochs_done,
+            100.0 * state.best_val_acc,
+            state.best_epoch
+        ));
+    }
+    let params = model.num_params() - spec.total_relus(); // masks are not trained here
+    log.line(&format!(
+        "{params} trainable parameters, {} ReLUs",
+        spec.total_relus()
+    ));
+    if state.epochs_done == 0 {
+        log.line(relu_table(&spec, &[]).trim_end());
+    }
+    if !run.metrics().exists() {
+        std::fs::write(run.metrics(), format!("{METRICS_HEADER}\n"))?;
+    }
+
+    let ce = CrossEntropyLossConfig::new().init(&device);
+    let n = data.train.len();
+    let bs = cfg.batch_size;
+    // A last batch of one sample would break BatchNorm's batch statistics: drop it.
+    let steps_per_epoch = n / bs + usize::from(n % bs >= 2);
+    let total_steps = steps_per_epoch * cfg.epochs;
+    let last_epoch = opts
+        .stop_after_epochs
+        .map_or(cfg.epochs, |s| s.min(cfg.epochs));
+    let epoch_bar = log.epoch_bar(cfg.epochs, state.epochs_done);
+    let (mut images_trained, mut seconds_trained) = (0usize, 0.0f64);
+
+    for epoch in state.epochs_done + 1..=last_epoch {
+        let perm = Rng::derive(cfg.seed, epoch as u64).permutation(n);
+        let mut aug = Rng::derive(cfg.seed, (1 << 32) + epoch as u64);
+        let bar = log.batch_bar(steps_per_epoch);
+        let (mut loss_sum, mut correct, mut seen) = (0.0f64, 0usize, 0usize);
+        let start = Instant::now();
+        let mut lr = cfg.lr;
+        for (b, idx) in perm.chunks(bs).take(steps_per_epoch).enumerate() {
+            let step = (epoch - 1) * steps_per_epoch + b;
+            lr = cfg.lr_at(step, total_steps);
+            let batch = Batch::new(
+                &data.train,
+                idx,
+                &cfg.normalization,
+                cfg.augment.then_some(&mut aug),
+                &device,
+            );
+            let logits = model.forward(batch.images);
+            let loss = ce.forward(logits.clone(), batch.targets.clone());
+            let grads = GradientsParams::from_grads(loss.backward(), &model);
+            model = optim.step(lr, model, grads);
+            let pred = logits.argmax(1).reshape([idx.len()]);
+            let ok: i64 = pred.equal(batch.targets).int().sum().into_scalar();
+            let l: f32 = loss.into_scalar();
+            if !l.is_finite() {
+                bail!("training diverged at epoch {epoch}, batch {b} (loss {l}); lower --lr");
+            }
+            loss_sum += l as f64 * idx.len() as f64;
+            correct += ok as usize;
+            seen += idx.len();
+            bar.inc(1);
+            bar.set_message(format!(
+                "loss {:.4} acc {:.2}%",
+                loss_sum / seen as f64,
+                100.0 * correct as f64 / seen as f64
+            ));
+        }
+        let train_secs = start.elapsed().as_secs_f64();
+        bar.finish_and_clear();
+        images_trained += seen;
+        seconds_trained += train_secs;
+
+        let val: Score = score(
+            &model.valid(),
+            &data.val,
+            &cfg.normalization,
+            &eval_device,
+            256,
+        );
+        let train_loss = loss_sum / seen.max(1) as f64;
+        let train_acc = correct as f64 / seen.max(1) as f64;
+        let ips = seen as f64 / train_secs;
+        let mut f = std::fs::OpenOptions::new()
+            .append(true)
+            .open(run.metrics())?;
+        writeln!(
+            f,
+            "{epoch},{lr:.6e},{train_loss:.5},{train_acc:.5},{:.5},{:.5},{train_secs:.2},{ips:.1}",
+            val.loss, val.acc
+        )?;
+        drop(f);
+
+        // Ties go to the later epoch: equally accurate on validation, and trained longer.
+        let improved = val.acc >= state.best_val_acc;
+        let bytes = run_dir::model_bytes(&model)?;
+        if improved {
+            state.best_val_acc = val.acc;
+            state.best_epoch = epoch;
+            checkpoint::write_atomic(&run.best(), &bytes)?;
+        }
+        state.epochs_done = epoch;
+        let optim_bytes = optim
+            .into_bytes()
+            .map_err(|e| anyhow::anyhow!("optimizer state: {e}"))?;
+        Checkpoint {
+            state: state.clone(),
+            model: bytes,
+            optimizer: optim_bytes.to_vec(),
+        }
+        .save(&run.checkpoint())?;
+
+        log.line(&format!(
+            "epoch {epoch}/{}: train loss {train_loss:.4} acc {:.2}% | val loss {:.4} acc {:.2}%{} | {train_secs:.1}s, {ips:.0} img/s",
+            cfg.epochs, 100.0 * train_acc, val.loss, 100.0 * val.acc, if improved { " *" } else { "" }
+        ));
+        epoch_bar.set_position(epoch as u64);
+        epoch_bar.set_message(format!(
+            "best val {:.2}% (epoch {})",
+            100.0 * state.best_val_acc,
+            state.best_epoch
+        ));
+    }
+    epoch_bar.finish_and_clear();
+
+    let completed = state.epochs_done >= cfg.epochs;
+    let mut summary = TrainSummary {
+        epochs_done: state.epochs_done,
+        completed,
+        best_val_acc: state.best_val_acc,
+        best_epoch: state.best_epoch,
+        test_acc: None,
+        train_images_per_s: if seconds_trained > 0.0 {
+            images_trained as f64 / seconds_trained
+        } else {
+            0.0
+        },
+        relus: spec.total_relus(),
+        params,
+    };
+    if !completed {
+        log.line(&format!(
+            "stopped after epoch {}; continue with --resume",
+            state.epochs_done
+        ));
+        return Ok(summary);
+    }
+    // The selected model: best validation accuracy. Test once, for the report.
+    let best = std::fs::read(run.best()).context("reading best.bpk")?;
+    checkpoint::write_atomic(&run.model(), &best)?;
+    let selected = run_dir::model_from_bytes(&spec, best, &eval_device)?.valid();
+    let test = score(&selected, &data.test, &cfg.normalization, &eval_device, 256);
+    summary.test_acc = Some(test.acc);
+    log.line(&format!(
+        "done: selected epoch {} (val {:.2}%), test accuracy {:.2}% on {} images",
+        state.best_epoch,
+        100.0 * state.best_val_acc,
+        100.0 * test.acc,
+        data.test.len()
+    ));
+    write_report(cfg, run, &summary, &relu_table(&spec, &[]), test)?;
+    Ok(summary)
+}
+
+fn write_report(
+    cfg: &TrainConfig,
+    run: &RunDir,
+    s: &TrainSummary,
+    relus: &str,
+    test: Score,
+) -> Result<()> {
+    let json = serde_json::json!({ "config": cfg, "summary": s, "test_loss": test.loss });
+    checkpoint::write_atomic(
+        &run.report_json(),
+        serde_json::to_string_pretty(&json)?.as_bytes(),
+    )?;
+    let mut md = String::new();
+    let _ = writeln!(
+        md,
+        "# Training report: {} on {}\n",
+        cfg.arch,
+        cfg.dataset.name()
+    );
+    let _ = writeln!(md, "| | |\n|---|---|");
+    let _ = writeln!(
+        md,
+        "| epochs | {} ({:?}, lr {} cosine, batch {}) |",
+        s.epochs_done, cfg.optimizer, cfg.lr, cfg.batch_size
+    );
+    let _ = writeln!(
+        md,
+        "| selected epoch (best validation) | {} |",
+        s.best_epoch
+    );
+    let _ = writeln!(
+        md,
+        "| validation accuracy | {:.2}% |",
+        100.0 * s.best_val_acc
+    );
+    let _ = writeln!(md, "| test accuracy | {:.2}% |", 100.0 * test.acc);
+    let _ = writeln!(md, "| parameters | {} |", s.params);
+    let _ = writeln!(md, "| ReLUs | {} |", s.relus);
+    let _ = writeln!(
+        md,
+        "| training throughput | {:.0} images/s ({:?}) |",
+        s.train_images_per_s, cfg.backend
+    );
+    let _ = writeln!(md, "\n```\n{relus}```");
+    checkpoint::write_atomic(&run.report_md(), md.as_bytes())?;
+    Ok(())
+}
