@@ -1,0 +1,80 @@
+#!/usr/bin/env bash
+# Generate (or check) the model embedded in firmware-example: model/model.pic, model/samples.txt
+# and src/generated.rs (buffer sizes, test inputs, labels and expected logits), with the host tool
+# firmware-example/gen (firmware-gen).
+#
+# Usage:
+#   scripts/gen-firmware-model.sh --model M.pic --samples S.txt   embed a model (e.g. host-trainer's export)
+#   scripts/gen-firmware-model.sh                                 regenerate from the committed model and samples
+#   scripts/gen-firmware-model.sh --demo                          stand-in nearest-centroid digits model (no training)
+#   scripts/gen-firmware-model.sh --check                         fail if the committed files are out of date
+#
+# Samples file: one line per sample, `label v0 v1 ... v(n-1)` with the inputs quantized to the
+# model's activation scale. Every sample must be classified correctly by the model on the host.
+set -euo pipefail
+
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+readonly ROOT
+readonly FW=$ROOT/firmware-example
+readonly DIGITS=$ROOT/host-trainer/data/digits.csv.gz
+
+log() { printf 'gen-firmware-model: %s\n' "$*" >&2; }
+die() {
+    log "ERROR: $*"
+    exit 1
+}
+
+mode=emit
+model=$FW/model/model.pic
+samples=$FW/model/samples.txt
+while [[ $# -gt 0 ]]; do
+    case "$1" in
+    --model)
+        model=$(realpath "${2:?--model needs a path}")
+        shift 2
+        ;;
+    --samples)
+        samples=$(realpath "${2:?--samples needs a path}")
+        shift 2
+        ;;
+    --demo)
+        mode=demo
+        shift
+        ;;
+    --check)
+        mode=check
+        shift
+        ;;
+    -h | --help)
+        sed -n '2,14p' "${BASH_SOURCE[0]}"
+        exit 0
+        ;;
+    *) die "unknown argument '$1' (see --help)" ;;
+    esac
+done
+
+# A host build: name the host triple so no thumb build.target from a config file applies.
+host=$(rustc -vV | sed -n 's/^host: //p')
+[[ -n $host ]] || die "cannot determine the host target (is rustc on PATH?)"
+log "building firmware-gen for $host"
+CARGO_TARGET_DIR=$FW/target/gen cargo build --quiet --release --locked \
+    --manifest-path "$FW/gen/Cargo.toml" --target "$host" ||
+    die "building firmware-example/gen failed"
+gen=$FW/target/gen/$host/release/firmware-gen
+
+case "$mode" in
+demo)
+    [[ -f $DIGITS ]] || die "missing $DIGITS"
+    tmp=$(mktemp -d)
+    trap 'rm -rf "$tmp"' EXIT
+    gzip -dc "$DIGITS" >"$tmp/digits.csv"
+    "$gen" demo --digits "$tmp/digits.csv" --model-out "$tmp/model.pic" --samples-out "$tmp/samples.txt"
+    "$gen" emit --model "$tmp/model.pic" --samples "$tmp/samples.txt" --out-dir "$FW"
+    ;;
+check)
+    "$gen" emit --model "$model" --samples "$samples" --out-dir "$FW" --check
+    ;;
+emit)
+    "$gen" emit --model "$model" --samples "$samples" --out-dir "$FW"
+    ;;
+esac
