@@ -49,7 +49,7 @@ for arg in "$@"; do
     prev=$arg
 done
 if [[ ${#targets[@]} -eq 0 && -f .cargo/config.toml ]]; then
-    cfg_target=$(sed -n 's/^[[:space:]]*target[[:space:]]*=[[:space:]]*"\([^"]*\)".*/\1/p' .cargo/config.toml | head -n1)
+    cfg_target=$(sed -n 's/^[[:space:]]*target[[:space:]]*=[[:space:]]*"\([^"]*\)".*/\1/p' .cargo/config.toml | sed -n 1p)
     [[ -n $cfg_target ]] && targets+=("$cfg_target")
 fi
 [[ ${#targets[@]} -gt 0 ]] || die "no target: pass --target <thumb target> (or run where .cargo/config.toml sets build.target)"

@@ -4,7 +4,9 @@
 # firmware-example/gen (firmware-gen).
 #
 # Usage:
-#   scripts/gen-firmware-model.sh --model M.pic --samples S.txt   embed a model (e.g. host-trainer's export)
+#   scripts/gen-firmware-model.sh --from-export M.pic             embed a digits model from `host-trainer export`
+#                                                                 (samples picked with its M.pic.json sidecar)
+#   scripts/gen-firmware-model.sh --model M.pic --samples S.txt   embed a model with given samples
 #   scripts/gen-firmware-model.sh                                 regenerate from the committed model and samples
 #   scripts/gen-firmware-model.sh --demo                          stand-in nearest-centroid digits model (no training)
 #   scripts/gen-firmware-model.sh --check                         fail if the committed files are out of date
@@ -37,6 +39,11 @@ while [[ $# -gt 0 ]]; do
         samples=$(realpath "${2:?--samples needs a path}")
         shift 2
         ;;
+    --from-export)
+        mode=from-export
+        model=$(realpath "${2:?--from-export needs a model file}")
+        shift 2
+        ;;
     --demo)
         mode=demo
         shift
@@ -46,7 +53,7 @@ while [[ $# -gt 0 ]]; do
         shift
         ;;
     -h | --help)
-        sed -n '2,14p' "${BASH_SOURCE[0]}"
+        sed -n '2,16p' "${BASH_SOURCE[0]}"
         exit 0
         ;;
     *) die "unknown argument '$1' (see --help)" ;;
@@ -57,17 +64,31 @@ done
 host=$(rustc -vV | sed -n 's/^host: //p')
 [[ -n $host ]] || die "cannot determine the host target (is rustc on PATH?)"
 log "building firmware-gen for $host"
-CARGO_TARGET_DIR=$FW/target/gen cargo build --quiet --release --locked \
+CARGO_TARGET_DIR=$FW/target/gen cargo build --quiet --release \
     --manifest-path "$FW/gen/Cargo.toml" --target "$host" ||
     die "building firmware-example/gen failed"
 gen=$FW/target/gen/$host/release/firmware-gen
 
-case "$mode" in
-demo)
+tmp=$(mktemp -d)
+trap 'rm -rf "$tmp"' EXIT
+unpack_digits() {
     [[ -f $DIGITS ]] || die "missing $DIGITS"
-    tmp=$(mktemp -d)
-    trap 'rm -rf "$tmp"' EXIT
     gzip -dc "$DIGITS" >"$tmp/digits.csv"
+}
+
+case "$mode" in
+from-export)
+    sidecar=$model.json
+    [[ -f $sidecar ]] || die "no export sidecar $sidecar next to the model (written by host-trainer export)"
+    unpack_digits
+    "$gen" pick --model "$model" --sidecar "$sidecar" --digits "$tmp/digits.csv" --samples-out "$tmp/samples.txt"
+    "$gen" emit --model "$model" --samples "$tmp/samples.txt" --out-dir "$FW"
+    # Provenance: how the model was trained and how its inputs are normalized.
+    cmp -s "$sidecar" "$FW/model/model.pic.json" || cp "$sidecar" "$FW/model/model.pic.json"
+    ;;
+demo)
+    unpack_digits
+    rm -f "$FW/model/model.pic.json"
     "$gen" demo --digits "$tmp/digits.csv" --model-out "$tmp/model.pic" --samples-out "$tmp/samples.txt"
     "$gen" emit --model "$tmp/model.pic" --samples "$tmp/samples.txt" --out-dir "$FW"
     ;;

@@ -51,7 +51,7 @@ if [[ $gen_check -eq 1 ]]; then
 fi
 
 log "building firmware-example (release, thumbv7em-none-eabihf)"
-(cd "$FW" && "$ROOT/scripts/cross-build.sh" build --release --locked) || die "firmware build failed"
+(cd "$FW" && "$ROOT/scripts/cross-build.sh" build --release) || die "firmware build failed"
 [[ -f $ELF ]] || die "no ELF at $ELF after the build"
 
 # Section sizes (readelf reads any ELF, unlike the host's `size`): flash holds the vector table,

@@ -61,11 +61,11 @@ fi
 
 # --- 1. QEMU --------------------------------------------------------------------------------------
 if command -v qemu-system-arm >/dev/null 2>&1; then
-    log "qemu-system-arm present: $(qemu-system-arm --version | head -n1)"
+    log "qemu-system-arm present: $(qemu-system-arm --version | sed -n 1p)"
 else
     apt_install qemu-system-arm
     command -v qemu-system-arm >/dev/null 2>&1 || die "qemu-system-arm still missing after install"
-    log "installed $(qemu-system-arm --version | head -n1)"
+    log "installed $(qemu-system-arm --version | sed -n 1p)"
 fi
 machines=$(qemu-system-arm -machine help)
 grep -q '^mps2-an386' <<<"$machines" ||
@@ -122,7 +122,7 @@ EOF
             die "apt-get source --download-only qemu failed"
         }
     fi
-    orig=$(find "$work" -maxdepth 1 -name 'qemu_*.orig.tar.*' | head -n1)
+    orig=$(find "$work" -maxdepth 1 -name 'qemu_*.orig.tar.*' | sed -n 1p)
     [[ -n $orig ]] || {
         rm -rf "$work"
         die "no qemu orig tarball downloaded"

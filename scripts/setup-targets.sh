@@ -93,7 +93,7 @@ try_rustup() {
 
 try_debian() {
     if debian_ready; then
-        log "Debian toolchain ready: $(/usr/bin/rustc --version), $(ld.lld-16 --version | head -n1)"
+        log "Debian toolchain ready: $(/usr/bin/rustc --version), $(ld.lld-16 --version | sed -n 1p)"
         return 0
     fi
     command -v apt-get >/dev/null 2>&1 || die "no apt-get: cannot install the Debian fallback (${DEBIAN_PACKAGES[*]})"

@@ -26,8 +26,9 @@ for tool in qemu-system-arm defmt-print readelf; do
     }
 done
 
-# Address of a function symbol, Thumb bit cleared by the plugin.
-symbol() { readelf -sW "$elf" | awk -v name="$1" '$8 == name && $4 == "FUNC" { print "0x" $2; exit }'; }
+# Address of a function symbol (the plugin clears the Thumb bit). awk reads all of its input:
+# an early exit would kill readelf with SIGPIPE and, under pipefail, this script.
+symbol() { readelf -sW "$elf" | awk -v name="$1" '$8 == name && $4 == "FUNC" && !found { found = "0x" $2 } END { print found }'; }
 
 # -icount shift=0: deterministic virtual time, one instruction per ns, so SysTick readings in the
 # firmware are repeatable (25 MHz core clock: 40 instructions per tick).

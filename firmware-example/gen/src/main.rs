@@ -3,6 +3,7 @@
 //! ```text
 //! firmware-gen emit --model M.pic --samples S.txt --out-dir firmware-example [--check]
 //! firmware-gen demo --digits digits.csv --model-out M.pic --samples-out S.txt [--count N]
+//! firmware-gen pick --model M.pic --sidecar M.pic.json --digits digits.csv --samples-out S.txt [--count N]
 //! ```
 //!
 //! `emit` validates the model with pi-core, runs every sample through it on the host, and writes
@@ -17,6 +18,13 @@
 //! digits (class means fitted on the even rows, samples taken from the odd rows), written as
 //! Flatten -> MaskedRelu -> Linear. It exists so the firmware can be exercised before a trained
 //! model is exported by host-trainer.
+//!
+//! `pick` makes the samples for a model exported by `host-trainer export`: it normalizes digits
+//! rows as the export's sidecar says (`(pixel / scale - mean) / std`, in `f32` as host-trainer
+//! does), quantizes them at the model's activation scale with `pi_core::fixed::quantize`, and
+//! keeps the first row of each class (scanning from the end of the file) that the model
+//! classifies correctly. host-trainer's test split is not reproduced here, so a sample may be a
+//! training image: the firmware check is "device equals host, bit for bit", not accuracy.
 //!
 //! Samples file: one sample per line, `label v0 v1 ... v(n-1)`, the inputs already quantized to
 //! the model's activation scale; `#` starts a comment line.
@@ -41,6 +49,7 @@ fn main() -> ExitCode {
     let result = match args.first().map(String::as_str) {
         Some("emit") => emit(&args[1..]),
         Some("demo") => demo(&args[1..]),
+        Some("pick") => pick(&args[1..]),
         _ => Err(USAGE.to_string()),
     };
     match result {
@@ -54,7 +63,8 @@ fn main() -> ExitCode {
 
 const USAGE: &str = "usage:
   firmware-gen emit --model M.pic --samples S.txt --out-dir DIR [--check]
-  firmware-gen demo --digits digits.csv --model-out M.pic --samples-out S.txt [--count N]";
+  firmware-gen demo --digits digits.csv --model-out M.pic --samples-out S.txt [--count N]
+  firmware-gen pick --model M.pic --sidecar M.pic.json --digits digits.csv --samples-out S.txt [--count N]";
 
 /// `--name value` options and `--flag` switches.
 struct Options {
@@ -339,19 +349,13 @@ const DEMO_ACT_BITS: u8 = 8;
 /// Weight scale of the demo model's linear layer.
 const DEMO_WEIGHT_BITS: u8 = 12;
 
-fn demo(args: &[String]) -> Result<()> {
-    let opts = Options::parse(args, &[])?;
-    let digits_path = opts.path("digits")?;
-    let model_out = opts.path("model-out")?;
-    let samples_out = opts.path("samples-out")?;
-    let count: usize = match opts.get("count") {
-        Some(c) => c.parse().map_err(|_| format!("bad --count '{c}'"))?,
-        None => 10,
-    };
+/// Digits rows: the label and 64 pixels (0..=16).
+type DigitRow = (usize, [u8; 64]);
 
-    // Rows: 64 pixels 0..=16, then the label.
-    let mut rows: Vec<(usize, [u8; 64])> = Vec::new();
-    for (n, line) in read_text(&digits_path)?.lines().enumerate() {
+/// Reads the UCI digits CSV (64 pixels, then the label, per line).
+fn read_digits(digits_path: &Path) -> Result<Vec<DigitRow>> {
+    let mut rows: Vec<DigitRow> = Vec::new();
+    for (n, line) in read_text(digits_path)?.lines().enumerate() {
         let fields: Vec<&str> = line.trim().split(',').collect();
         let bad = || {
             format!(
@@ -363,16 +367,145 @@ fn demo(args: &[String]) -> Result<()> {
         if fields.len() != 65 {
             return Err(bad());
         }
+        // Integers, or floats with a zero fraction ("16.0").
+        let value = |f: &str, max: f64| match f.trim().parse::<f64>() {
+            Ok(v) if v.fract() == 0.0 && (0.0..=max).contains(&v) => Ok(v as u8),
+            _ => Err(bad()),
+        };
         let mut px = [0u8; 64];
         for (p, f) in px.iter_mut().zip(&fields) {
-            *p = f.trim().parse().map_err(|_| bad())?;
+            *p = value(f, 16.0)?;
         }
-        let label: usize = fields[64].trim().parse().map_err(|_| bad())?;
-        if label > 9 {
-            return Err(bad());
-        }
-        rows.push((label, px));
+        rows.push((usize::from(value(fields[64], 9.0)?), px));
     }
+
+    if rows.is_empty() {
+        return Err(format!("{}: no rows", digits_path.display()));
+    }
+    Ok(rows)
+}
+
+fn count_option(opts: &Options) -> Result<usize> {
+    match opts.get("count") {
+        Some(c) => c.parse().map_err(|_| format!("bad --count '{c}'")),
+        None => Ok(10),
+    }
+}
+
+/// The part of host-trainer's export sidecar (`<model>.pic.json`) the samples depend on.
+#[derive(serde::Deserialize)]
+struct Sidecar {
+    info: SidecarInfo,
+    dataset: String,
+    normalization: Normalization,
+    arch: String,
+}
+
+#[derive(serde::Deserialize)]
+struct SidecarInfo {
+    act_frac: u8,
+}
+
+#[derive(serde::Deserialize)]
+struct Normalization {
+    scale: f32,
+    mean: Vec<f32>,
+    std: Vec<f32>,
+}
+
+fn pick(args: &[String]) -> Result<()> {
+    let opts = Options::parse(args, &[])?;
+    let model_path = opts.path("model")?;
+    let sidecar_path = opts.path("sidecar")?;
+    let digits_path = opts.path("digits")?;
+    let samples_out = opts.path("samples-out")?;
+    let count = count_option(&opts)?;
+
+    let bytes = read(&model_path)?;
+    let model = Model::parse(&bytes)
+        .map_err(|e| format!("{}: not a valid model: {e}", model_path.display()))?;
+    let sidecar: Sidecar = serde_json::from_str(&read_text(&sidecar_path)?)
+        .map_err(|e| format!("{}: {e}", sidecar_path.display()))?;
+    if sidecar.dataset != "digits" {
+        return Err(format!(
+            "the model was trained on '{}'; pick only knows the 8x8 digits",
+            sidecar.dataset
+        ));
+    }
+    if model.input_shape() != Shape::new(1, 8, 8) {
+        return Err("the model's input is not 1x8x8".into());
+    }
+    if sidecar.info.act_frac != model.activation_frac_bits() {
+        return Err(format!(
+            "sidecar act_frac {} differs from the model's {}",
+            sidecar.info.act_frac,
+            model.activation_frac_bits()
+        ));
+    }
+    let norm = &sidecar.normalization;
+    let (mean, std) = match (norm.mean.first(), norm.std.first()) {
+        (Some(&m), Some(&s)) if s > 0.0 => (m, s),
+        _ => return Err("sidecar normalization needs one mean and a positive std".into()),
+    };
+
+    let rows = read_digits(&digits_path)?;
+    let mut arena = vec![0i32; model.arena_words()];
+    let mut picked: Vec<Sample> = Vec::new();
+    for (label, px) in rows.iter().rev() {
+        if picked.len() == count {
+            break;
+        }
+        if *label != picked.len() % 10 {
+            continue;
+        }
+        let input: Vec<i32> = px
+            .iter()
+            .map(|&p| {
+                let x = (f32::from(p) / norm.scale - mean) / std;
+                pi_core::fixed::quantize(x, sidecar.info.act_frac)
+            })
+            .collect();
+        let logits = model.infer(&input, &mut arena).map_err(|e| e.to_string())?;
+        if pi_core::fixed::argmax(logits) == *label {
+            picked.push(Sample {
+                label: *label,
+                input,
+            });
+        }
+    }
+    if picked.len() < count {
+        return Err(format!("found only {} usable samples", picked.len()));
+    }
+    let header = format!(
+        "Samples for {} ({}): rows of {} scanned from the end, one per class in turn,\n\
+         normalized as its export sidecar says and quantized at 2^{}.",
+        model_path
+            .file_name()
+            .map_or_else(String::new, |n| n.to_string_lossy().into_owned()),
+        sidecar.arch,
+        digits_path
+            .file_name()
+            .map_or_else(String::new, |n| n.to_string_lossy().into_owned()),
+        sidecar.info.act_frac
+    );
+    write(&samples_out, samples_text(&picked, &header).as_bytes())?;
+    eprintln!(
+        "firmware-gen: {} samples for {} in {}",
+        picked.len(),
+        model_path.display(),
+        samples_out.display()
+    );
+    Ok(())
+}
+
+fn demo(args: &[String]) -> Result<()> {
+    let opts = Options::parse(args, &[])?;
+    let digits_path = opts.path("digits")?;
+    let model_out = opts.path("model-out")?;
+    let samples_out = opts.path("samples-out")?;
+    let count = count_option(&opts)?;
+
+    let rows = read_digits(&digits_path)?;
 
     // Class means on the even rows.
     let mut sums = [[0f64; 64]; 10];
