@@ -78,6 +78,7 @@
 #[cfg(feature = "std")]
 extern crate std;
 
+pub mod cost;
 mod engine;
 mod error;
 pub mod fixed;
@@ -87,6 +88,7 @@ mod layer;
 mod mask;
 mod model;
 mod plan;
+pub mod share;
 #[cfg(feature = "std")]
 pub mod spec;
 pub mod testing;

@@ -1,0 +1,468 @@
+//! Private-inference cost model: pure integer arithmetic over a parsed model, a [`Protocol`], a
+//! [`DeviceProfile`] and a [`LinkProfile`], with fixed-size results, so it also runs on the
+//! device (no heap, no floats).
+//!
+//! Per layer it gives offline and online bytes each way, one-way message flights, client and
+//! server storage between the phases, client compute cycles; over the model, the latency
+//! estimate and whether the client's offline material fits its RAM, its flash, or must be
+//! streamed. The formulas and their sources are in `docs/PROTOCOL.md`; the `ring-gc` figures
+//! are the exact byte counts of [`crate::share`] (`protocol-sim run` checks them).
+//!
+//! ```
+//! use pi_core::cost::{CostModel, Protocol, CORTEX_M4_64, LTE};
+//! # fn main() -> Result<(), pi_core::Error> {
+//! let model = pi_core::Model::parse(pi_core::testing::TINY_MODEL)?;
+//! let report = CostModel::new(Protocol::RingGc, CORTEX_M4_64, LTE).estimate(&model);
+//! let kept = model.relu_count().kept;
+//! assert_eq!(report.total.online.down, kept * 1024 + 3 * 8);
+//! # Ok(()) }
+//! ```
+
+mod profile;
+mod protocol;
+
+pub use profile::{
+    BLE, CORTEX_M0PLUS_48, CORTEX_M4_64, CORTEX_M4_100, DEVICES, DeviceProfile, LAN, LINKS, LTE,
+    LinkProfile, PHONE, WAN,
+};
+pub use protocol::{
+    DELPHI_AND_GATES, DELPHI_CLIENT_STORAGE, DELPHI_ELEMENT_BYTES, DELPHI_EVAL_XORS,
+    DELPHI_GC_BYTES, DELPHI_MASK_LABEL_BYTES, DELPHI_ONLINE_LABEL_BYTES, DELPHI_OT_RECEIVER_BYTES,
+    DELPHI_OT_SENDER_BYTES, DELPHI_SERVER_STORAGE, FERRET_SETUP_BYTES, HE_CIPHERTEXT_BYTES,
+    HE_SLOTS, OT_RECEIVER_BYTES, OT_SENDER_BYTES, OtReluBytes, Protocol, ProtocolParseError,
+};
+
+use crate::layer::{Layer, Op};
+use crate::model::{MAX_LAYERS, Model};
+use crate::share::{WORD_BYTES, gc};
+
+/// Bytes in each direction.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub struct Traffic {
+    /// Client → server.
+    pub up: u64,
+    /// Server → client.
+    pub down: u64,
+}
+
+impl Traffic {
+    /// Both directions.
+    pub fn total(&self) -> u64 {
+        self.up.saturating_add(self.down)
+    }
+
+    fn add(&mut self, other: Traffic) {
+        self.up = self.up.saturating_add(other.up);
+        self.down = self.down.saturating_add(other.down);
+    }
+}
+
+/// Direction of a message.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub enum Direction {
+    /// Client → server.
+    Up,
+    /// Server → client.
+    Down,
+}
+
+/// What kind of layer a cost row is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+#[non_exhaustive]
+pub enum LayerKind {
+    /// Convolution.
+    Conv,
+    /// Fully connected.
+    Linear,
+    /// Masked ReLU.
+    Relu,
+    /// Average pool.
+    AvgPool,
+    /// Global average pool.
+    GlobalAvgPool,
+    /// Residual add.
+    Add,
+    /// Flatten.
+    Flatten,
+}
+
+impl LayerKind {
+    /// Short lowercase name.
+    pub fn name(&self) -> &'static str {
+        match self {
+            LayerKind::Conv => "conv",
+            LayerKind::Linear => "linear",
+            LayerKind::Relu => "relu",
+            LayerKind::AvgPool => "avgpool",
+            LayerKind::GlobalAvgPool => "gap",
+            LayerKind::Add => "add",
+            LayerKind::Flatten => "flatten",
+        }
+    }
+}
+
+/// The cost of one layer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub struct LayerCost {
+    /// Layer index in the model.
+    pub index: usize,
+    /// Layer kind.
+    pub kind: LayerKind,
+    /// ReLUs kept (paid for).
+    pub relus_kept: u64,
+    /// ReLU sites.
+    pub relus_total: u64,
+    /// AND gates garbled for this layer.
+    pub and_gates: u64,
+    /// Preprocessing bytes (input-independent).
+    pub offline: Traffic,
+    /// Online bytes.
+    pub online: Traffic,
+    /// One-way message flights of this layer alone (consecutive layers may merge flights).
+    pub flights: u32,
+    /// Direction of the layer's first online message.
+    pub first: Option<Direction>,
+    /// Direction of the layer's last online message.
+    pub last: Option<Direction>,
+    /// Bytes the client stores between the phases.
+    pub client_storage: u64,
+    /// Bytes the server stores between the phases.
+    pub server_storage: u64,
+    /// Client compute in the online phase, in cycles of the device.
+    pub client_cycles: u64,
+}
+
+impl LayerCost {
+    fn empty(index: usize, kind: LayerKind) -> Self {
+        Self {
+            index,
+            kind,
+            relus_kept: 0,
+            relus_total: 0,
+            and_gates: 0,
+            offline: Traffic::default(),
+            online: Traffic::default(),
+            flights: 0,
+            first: None,
+            last: None,
+            client_storage: 0,
+            server_storage: 0,
+            client_cycles: 0,
+        }
+    }
+
+    fn message(&mut self, dir: Direction, bytes: u64) {
+        match dir {
+            Direction::Up => self.online.up = self.online.up.saturating_add(bytes),
+            Direction::Down => self.online.down = self.online.down.saturating_add(bytes),
+        }
+        self.flights_in(dir, 1);
+    }
+
+    /// `n` alternating flights starting in direction `dir` (bytes added separately).
+    fn flights_in(&mut self, dir: Direction, n: u32) {
+        if n == 0 {
+            return;
+        }
+        let mut d = dir;
+        for _ in 0..n {
+            if self.last != Some(d) {
+                self.flights += 1;
+            }
+            if self.first.is_none() {
+                self.first = Some(d);
+            }
+            self.last = Some(d);
+            d = match d {
+                Direction::Up => Direction::Down,
+                Direction::Down => Direction::Up,
+            };
+        }
+    }
+}
+
+/// Where the client's offline material can live.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub enum MemoryFit {
+    /// Fits in RAM.
+    Ram,
+    /// Too big for RAM, fits in flash.
+    Flash,
+    /// Fits in neither: must be streamed from the network during the online phase.
+    Stream,
+}
+
+impl MemoryFit {
+    /// Short lowercase name.
+    pub fn name(&self) -> &'static str {
+        match self {
+            MemoryFit::Ram => "ram",
+            MemoryFit::Flash => "flash",
+            MemoryFit::Stream => "stream",
+        }
+    }
+}
+
+/// Whole-model figures.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub struct Totals {
+    /// ReLUs kept.
+    pub relus_kept: u64,
+    /// ReLU sites.
+    pub relus_total: u64,
+    /// AND gates garbled.
+    pub and_gates: u64,
+    /// Preprocessing bytes.
+    pub offline: Traffic,
+    /// One-time setup bytes (per connection, not per inference).
+    pub setup: Traffic,
+    /// Online bytes, including the final output share.
+    pub online: Traffic,
+    /// Online bytes of the final output message (server → client).
+    pub output_bytes: u64,
+    /// One-way online message flights, consecutive same-direction messages merged.
+    pub flights: u32,
+    /// Client storage between the phases.
+    pub client_storage: u64,
+    /// Server storage between the phases.
+    pub server_storage: u64,
+    /// Client online compute cycles.
+    pub client_cycles: u64,
+    /// Online latency estimate: `flights · RTT/2 + bytes/bandwidth + client cycles/clock`, µs.
+    pub online_latency_us: u64,
+    /// Offline transfer time (preprocessing bytes over the link), µs.
+    pub offline_latency_us: u64,
+    /// Where the client's offline material fits.
+    pub fit: MemoryFit,
+}
+
+/// Per-layer rows and totals.
+#[derive(Debug, Clone)]
+pub struct CostReport {
+    /// One row per layer, in model order.
+    pub layers: heapless::Vec<LayerCost, MAX_LAYERS>,
+    /// The whole model.
+    pub total: Totals,
+}
+
+/// A protocol on a device and link.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CostModel {
+    /// The protocol.
+    pub protocol: Protocol,
+    /// The client device.
+    pub device: DeviceProfile,
+    /// The network.
+    pub link: LinkProfile,
+}
+
+impl CostModel {
+    /// A cost model.
+    pub fn new(protocol: Protocol, device: DeviceProfile, link: LinkProfile) -> Self {
+        Self {
+            protocol,
+            device,
+            link,
+        }
+    }
+
+    fn he_offline(&self, n_in: u64, n_out: u64) -> Traffic {
+        // The client sends Enc(r), the server returns Enc(W·r − s) (Delphi §1.2).
+        Traffic {
+            up: n_in.div_ceil(HE_SLOTS) * HE_CIPHERTEXT_BYTES,
+            down: n_out.div_ceil(HE_SLOTS) * HE_CIPHERTEXT_BYTES,
+        }
+    }
+
+    /// OT-based interactive work for `n` elements (ReLUs or truncations), `R` flights.
+    fn ot_elements(&self, cost: &mut LayerCost, n: u64) {
+        let Some(per) = self.protocol.ot_relu_bytes() else {
+            return;
+        };
+        if n == 0 {
+            return;
+        }
+        let up = (n * per.up_deci).div_ceil(10);
+        let down = (n * per.down_deci).div_ceil(10);
+        cost.online.add(Traffic { up, down });
+        cost.flights_in(Direction::Up, self.protocol.ot_relu_flights());
+        // One AES-equivalent hash per 16 bytes of OT traffic: a rough lower bound [R].
+        cost.client_cycles += (up + down).div_ceil(16) * self.device.aes_cycles_per_block;
+    }
+
+    /// The cost of one layer.
+    pub fn layer(&self, layer: &Layer<'_>) -> LayerCost {
+        let d = &self.device;
+        let p = self.protocol;
+        let n_in = layer.input_shape.elements() as u64;
+        let n_out = layer.output_shape.elements() as u64;
+        let word = p.element_bytes();
+        let linear = |kind: LayerKind, shift: u8| {
+            let mut c = LayerCost::empty(layer.index, kind);
+            c.message(Direction::Up, n_in * word);
+            c.offline = self.he_offline(n_in, n_out);
+            c.client_storage = n_out * word;
+            c.server_storage = n_out * word;
+            // Regenerating the mask r from the seed: 8 keystream bytes per input element.
+            c.client_cycles = n_in * WORD_BYTES as u64 * d.chacha_cycles_per_byte;
+            if p.interactive_truncation() && shift > 0 {
+                self.ot_elements(&mut c, n_out);
+            }
+            c
+        };
+        match layer.op {
+            Op::Conv2d(conv) => linear(LayerKind::Conv, conv.weight_frac_bits),
+            Op::Linear(l) => linear(LayerKind::Linear, l.weight_frac_bits),
+            Op::MaskedRelu(mask) => {
+                let mut c = LayerCost::empty(layer.index, LayerKind::Relu);
+                let k = mask.kept() as u64;
+                c.relus_kept = k;
+                c.relus_total = mask.len() as u64;
+                if k == 0 {
+                    return c;
+                }
+                c.and_gates = k * p.and_gates_per_relu();
+                match p {
+                    Protocol::RingGc => {
+                        let bits = gc::SHARE_BITS as u64;
+                        // Online: re-share onto q (8 B up), then the server's labels (1 KiB down).
+                        c.message(Direction::Up, k * WORD_BYTES as u64);
+                        c.message(Direction::Down, k * gc::INPUT_LABEL_BYTES as u64);
+                        let garbled =
+                            (gc::TABLE_BYTES + gc::INPUT_LABEL_BYTES + gc::DECODE_BYTES) as u64;
+                        c.offline = Traffic {
+                            up: k * bits * OT_RECEIVER_BYTES,
+                            down: k * (garbled + bits * OT_SENDER_BYTES),
+                        };
+                        c.client_storage = k * gc::MATERIAL_BYTES as u64;
+                        // Server keeps the zero labels of its 64 input wires and r'.
+                        c.server_storage = k * (gc::INPUT_LABEL_BYTES + WORD_BYTES) as u64;
+                        let per_relu = gc::RELU_AND_GATES as u64
+                            * (gc::EVAL_AES_PER_AND as u64 * d.aes_cycles_per_block
+                                + gc::EVAL_WORD_OPS_PER_AND as u64 * d.word_op_cycles)
+                            + gc::RELU_XOR_GATES as u64 * d.word_op_cycles
+                            + WORD_BYTES as u64 * d.chacha_cycles_per_byte;
+                        c.client_cycles = k * per_relu;
+                    }
+                    Protocol::Delphi => {
+                        c.message(Direction::Down, k * DELPHI_ONLINE_LABEL_BYTES);
+                        c.offline = Traffic {
+                            up: k * DELPHI_OT_RECEIVER_BYTES,
+                            down: k
+                                * (DELPHI_GC_BYTES
+                                    + DELPHI_MASK_LABEL_BYTES
+                                    + DELPHI_OT_SENDER_BYTES),
+                        };
+                        c.client_storage = k * DELPHI_CLIENT_STORAGE;
+                        c.server_storage = k * DELPHI_SERVER_STORAGE;
+                        c.client_cycles = k
+                            * (DELPHI_AND_GATES * 2 * d.aes_cycles_per_block
+                                + DELPHI_EVAL_XORS * d.word_op_cycles);
+                    }
+                    _ => self.ot_elements(&mut c, k),
+                }
+                c
+            }
+            Op::AvgPool2d { .. } | Op::GlobalAvgPool => {
+                let kind = if matches!(layer.op, Op::GlobalAvgPool) {
+                    LayerKind::GlobalAvgPool
+                } else {
+                    LayerKind::AvgPool
+                };
+                let mut c = LayerCost::empty(layer.index, kind);
+                if p.interactive_truncation() {
+                    self.ot_elements(&mut c, n_out);
+                }
+                c
+            }
+            Op::Add { .. } => LayerCost::empty(layer.index, LayerKind::Add),
+            Op::Flatten => LayerCost::empty(layer.index, LayerKind::Flatten),
+        }
+    }
+
+    /// Costs every layer, calling `row` with each (in order), and returns the totals; nothing
+    /// is stored, so this suits a device that prints rows as they come.
+    pub fn for_each_layer(&self, model: &Model<'_>, mut row: impl FnMut(&LayerCost)) -> Totals {
+        let mut t = Totals {
+            relus_kept: 0,
+            relus_total: 0,
+            and_gates: 0,
+            offline: Traffic::default(),
+            setup: Traffic {
+                up: self.protocol.setup_bytes(),
+                down: self.protocol.setup_bytes(),
+            },
+            online: Traffic::default(),
+            output_bytes: 0,
+            flights: 0,
+            client_storage: 0,
+            server_storage: 0,
+            client_cycles: 0,
+            online_latency_us: 0,
+            offline_latency_us: 0,
+            fit: MemoryFit::Ram,
+        };
+        let mut last: Option<Direction> = None;
+        let merge = |c: &LayerCost, last: &mut Option<Direction>| {
+            let merged = c.first.is_some() && c.first == *last;
+            let flights = c.flights - u32::from(merged);
+            if c.last.is_some() {
+                *last = c.last;
+            }
+            flights
+        };
+        for layer in model.layers() {
+            let c = self.layer(&layer);
+            t.relus_kept += c.relus_kept;
+            t.relus_total += c.relus_total;
+            t.and_gates += c.and_gates;
+            t.offline.add(c.offline);
+            t.online.add(c.online);
+            t.flights += merge(&c, &mut last);
+            t.client_storage += c.client_storage;
+            t.server_storage += c.server_storage;
+            t.client_cycles += c.client_cycles;
+            row(&c);
+        }
+        // The server's output share closes the inference.
+        t.output_bytes = model.output_shape().elements() as u64 * self.protocol.element_bytes();
+        t.online.down += t.output_bytes;
+        if last != Some(Direction::Down) {
+            t.flights += 1;
+        }
+        let (link, d) = (&self.link, &self.device);
+        let compute_us = (t.client_cycles as u128 * 1_000_000).div_ceil(d.clock_hz.max(1) as u128);
+        t.online_latency_us = (t.flights as u64 * link.rtt_us / 2)
+            .saturating_add(link.transfer_us(t.online.up, t.online.down))
+            .saturating_add(u64::try_from(compute_us).unwrap_or(u64::MAX));
+        t.offline_latency_us = link.transfer_us(t.offline.up, t.offline.down);
+        t.fit = if t.client_storage <= d.sram_bytes {
+            MemoryFit::Ram
+        } else if t.client_storage <= d.flash_bytes {
+            MemoryFit::Flash
+        } else {
+            MemoryFit::Stream
+        };
+        t
+    }
+
+    /// Costs every layer and keeps the rows (at most [`MAX_LAYERS`], which every parsed model
+    /// satisfies).
+    pub fn estimate(&self, model: &Model<'_>) -> CostReport {
+        let mut layers = heapless::Vec::new();
+        let total = self.for_each_layer(model, |c| {
+            // Cannot overflow: a parsed model has at most MAX_LAYERS layers.
+            let _ = layers.push(*c);
+        });
+        CostReport { layers, total }
+    }
+}
+
+#[cfg(all(test, feature = "std"))]
+mod tests;

@@ -1,0 +1,148 @@
+//! Device and link profiles, with named presets. Sources are in `docs/PROTOCOL.md`; tags as in
+//! the research notes: [D] datasheet, [M] published figure quoted from memory, [R] our estimate.
+
+/// The client device: what its compute and memory cost.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub struct DeviceProfile {
+    /// Preset name.
+    pub name: &'static str,
+    /// Core clock in Hz.
+    pub clock_hz: u64,
+    /// Cycles per AES-128 block encryption (fixed key, so no key schedule).
+    pub aes_cycles_per_block: u64,
+    /// Cycles per 128-bit XOR/AND word operation (load, operate, store on 32-bit words).
+    pub word_op_cycles: u64,
+    /// Cycles per byte of ChaCha20 keystream (mask regeneration).
+    pub chacha_cycles_per_byte: u64,
+    /// On-chip RAM in bytes.
+    pub sram_bytes: u64,
+    /// Non-volatile storage (flash) in bytes.
+    pub flash_bytes: u64,
+}
+
+/// The network between client and server.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub struct LinkProfile {
+    /// Preset name.
+    pub name: &'static str,
+    /// Client → server bandwidth in bit/s.
+    pub up_bps: u64,
+    /// Server → client bandwidth in bit/s.
+    pub down_bps: u64,
+    /// Round-trip time in microseconds (a one-way flight costs half).
+    pub rtt_us: u64,
+}
+
+const KIB: u64 = 1024;
+const MIB: u64 = 1024 * KIB;
+const GIB: u64 = 1024 * MIB;
+
+/// Cortex-M4F at 64 MHz with 256 KiB RAM and 1 MiB flash (nRF52840 [D]). AES: table-based
+/// ≈33 cycles/byte (Schwabe & Stoffelen, SAC'16 [M]); ChaCha20 ≈14 cycles/byte [M].
+pub const CORTEX_M4_64: DeviceProfile = DeviceProfile {
+    name: "cortex-m4-64",
+    clock_hz: 64_000_000,
+    aes_cycles_per_block: 33 * 16,
+    word_op_cycles: 8,
+    chacha_cycles_per_byte: 14,
+    sram_bytes: 256 * KIB,
+    flash_bytes: MIB,
+};
+
+/// Cortex-M4F at 100 MHz with 128 KiB RAM and 512 KiB flash (STM32F411 [D]); per-operation
+/// cycles as [`CORTEX_M4_64`].
+pub const CORTEX_M4_100: DeviceProfile = DeviceProfile {
+    name: "cortex-m4-100",
+    clock_hz: 100_000_000,
+    sram_bytes: 128 * KIB,
+    flash_bytes: 512 * KIB,
+    ..CORTEX_M4_64
+};
+
+/// Cortex-M0+ at 48 MHz with 32 KiB RAM and 256 KiB flash (SAMD21G18 [D]). No published
+/// AES-128 figure at hand: about twice the M4's cycles (no barrel-shifted operands, 8 usable
+/// low registers) [R].
+pub const CORTEX_M0PLUS_48: DeviceProfile = DeviceProfile {
+    name: "cortex-m0plus-48",
+    clock_hz: 48_000_000,
+    aes_cycles_per_block: 2 * 33 * 16,
+    word_op_cycles: 16,
+    chacha_cycles_per_byte: 30,
+    sram_bytes: 32 * KIB,
+    flash_bytes: 256 * KIB,
+};
+
+/// Phone-class core: Cortex-A76-class at 2.4 GHz with the ARMv8 AES instructions (≈1 cycle per
+/// byte or better [M]), 4 GiB RAM, 64 GiB storage.
+pub const PHONE: DeviceProfile = DeviceProfile {
+    name: "phone",
+    clock_hz: 2_400_000_000,
+    aes_cycles_per_block: 16,
+    word_op_cycles: 1,
+    chacha_cycles_per_byte: 2,
+    sram_bytes: 4 * GIB,
+    flash_bytes: 64 * GIB,
+};
+
+/// Every device preset.
+pub const DEVICES: [DeviceProfile; 4] = [CORTEX_M4_64, CORTEX_M4_100, CORTEX_M0PLUS_48, PHONE];
+
+/// Data-centre LAN: 1 Gbit/s each way, 0.2 ms RTT [R].
+pub const LAN: LinkProfile = LinkProfile {
+    name: "lan",
+    up_bps: 1_000_000_000,
+    down_bps: 1_000_000_000,
+    rtt_us: 200,
+};
+
+/// WAN: Cryptonite's simulator defaults, 100 Mbit/s up and 500 Mbit/s down (Garimella et al.,
+/// ASPLOS'23 [C]), with a 40 ms RTT [R].
+pub const WAN: LinkProfile = LinkProfile {
+    name: "wan",
+    up_bps: 100_000_000,
+    down_bps: 500_000_000,
+    rtt_us: 40_000,
+};
+
+/// LTE: 10 Mbit/s up, 30 Mbit/s down, 50 ms RTT (typical measured averages [M]).
+pub const LTE: LinkProfile = LinkProfile {
+    name: "lte",
+    up_bps: 10_000_000,
+    down_bps: 30_000_000,
+    rtt_us: 50_000,
+};
+
+/// Bluetooth Low Energy to a phone gateway: 500 kbit/s application throughput each way (LE 2M
+/// PHY with data length extension reaches about 1.4 Mbit/s at best [M]), 30 ms RTT (two 15 ms
+/// connection intervals) [R].
+pub const BLE: LinkProfile = LinkProfile {
+    name: "ble",
+    up_bps: 500_000,
+    down_bps: 500_000,
+    rtt_us: 30_000,
+};
+
+/// Every link preset.
+pub const LINKS: [LinkProfile; 4] = [LAN, WAN, LTE, BLE];
+
+impl DeviceProfile {
+    /// The preset called `name`.
+    pub fn by_name(name: &str) -> Option<Self> {
+        DEVICES.iter().copied().find(|d| d.name == name)
+    }
+}
+
+impl LinkProfile {
+    /// The preset called `name`.
+    pub fn by_name(name: &str) -> Option<Self> {
+        LINKS.iter().copied().find(|l| l.name == name)
+    }
+
+    /// Microseconds to move `up` bytes client → server and `down` bytes back, bandwidth only.
+    pub fn transfer_us(&self, up: u64, down: u64) -> u64 {
+        let t = |bytes: u64, bps: u64| (bytes as u128 * 8 * 1_000_000).div_ceil(bps.max(1) as u128);
+        u64::try_from(t(up, self.up_bps) + t(down, self.down_bps)).unwrap_or(u64::MAX)
+    }
+}

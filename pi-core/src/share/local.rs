@@ -1,0 +1,65 @@
+//! The layers that are local on shares: pools, residual adds and flatten need no message.
+//!
+//! Sums and multiplications by the public pool multiplier are exact in `Z_2^64`; the division by
+//! `2^16` is the local truncation of [`ring::requantize`], so a pooled share reconstructs to
+//! pi-core's plaintext pool result or one more (see the [module docs](super)).
+
+use crate::fixed::{POOL_SHIFT, pool_multiplier};
+use crate::format::Shape;
+
+use super::ring::{self, Party};
+
+/// Average pooling (no padding) of one party's shares: `requantize(Σ · M, 16)`.
+pub fn avg_pool(
+    kernel: usize,
+    stride: usize,
+    ins: Shape,
+    outs: Shape,
+    input: &[u64],
+    output: &mut [u64],
+    party: Party,
+) {
+    let w = ins.width as usize;
+    let ow = outs.width as usize;
+    let m = pool_multiplier((kernel * kernel) as u32) as u64;
+    for (in_plane, out_plane) in input
+        .chunks_exact(ins.plane())
+        .zip(output.chunks_exact_mut(outs.plane()))
+    {
+        for (oy, out_row) in out_plane.chunks_exact_mut(ow).enumerate() {
+            for (ox, out) in out_row.iter_mut().enumerate() {
+                let mut sum = 0u64;
+                for ky in 0..kernel {
+                    let start = (oy * stride + ky) * w + ox * stride;
+                    if let Some(xs) = in_plane.get(start..start + kernel) {
+                        sum = xs.iter().fold(sum, |a, &x| a.wrapping_add(x));
+                    }
+                }
+                *out = ring::requantize(sum.wrapping_mul(m), POOL_SHIFT, party);
+            }
+        }
+    }
+}
+
+/// Global average pooling of one party's shares: one mean per channel plane.
+pub fn global_avg_pool(ins: Shape, input: &[u64], output: &mut [u64], party: Party) {
+    let m = pool_multiplier(ins.plane() as u32) as u64;
+    for (plane, out) in input.chunks_exact(ins.plane()).zip(output.iter_mut()) {
+        let sum = plane.iter().fold(0u64, |a, &x| a.wrapping_add(x));
+        *out = ring::requantize(sum.wrapping_mul(m), POOL_SHIFT, party);
+    }
+}
+
+/// `acc[i] += other[i]` on shares (a residual connection).
+pub fn add_into(acc: &mut [u64], other: &[u64]) {
+    for (a, &b) in acc.iter_mut().zip(other) {
+        *a = a.wrapping_add(b);
+    }
+}
+
+/// `acc[i] += acc[i]` (a tensor added to itself).
+pub fn double(acc: &mut [u64]) {
+    for a in acc.iter_mut() {
+        *a = a.wrapping_add(*a);
+    }
+}
