@@ -10,7 +10,7 @@ pub const MODEL_LEN: usize = 12352;
 /// 32-bit FNV-1a of `model/model.pic`.
 pub const MODEL_FNV1A: u32 = 0xffe38fc8;
 /// Activation arena words the model needs (`Model::arena_words`).
-pub const ARENA_WORDS: usize = 1280;
+pub const ARENA_WORDS: usize = 1424;
 /// Input elements (CHW).
 pub const INPUT_LEN: usize = 64;
 /// Output elements (logits).

@@ -134,11 +134,14 @@ fn run_layer(
             }
         }
         op => {
-            let (reader, output) = Reader::split(arena, out).ok_or(inconsistent)?;
+            let (tensors, scratch) = arena
+                .split_at_mut_checked(model.plan().tensor_words())
+                .ok_or(inconsistent)?;
+            let (reader, output) = Reader::split(tensors, out).ok_or(inconsistent)?;
             let x = reader.read(input).ok_or(inconsistent)?;
             let (ins, outs) = (layer.input_shape, layer.output_shape);
             match op {
-                Op::Conv2d(c) => kernels::conv2d(c, ins, outs, x, output),
+                Op::Conv2d(c) => kernels::conv2d(c, ins, outs, x, output, scratch),
                 Op::Linear(l) => kernels::linear(l, x, output),
                 Op::AvgPool2d { kernel, stride } => {
                     kernels::avg_pool(*kernel, *stride, ins, outs, x, output)

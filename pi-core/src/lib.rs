@@ -72,10 +72,10 @@
 //!
 //! * `std`: the writer ([`spec`]) and conversions to owned types, for host tools.
 //! * `defmt`: `defmt::Format` for the public types (firmware logging).
-#![no_std]
+#![cfg_attr(not(test), no_std)]
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
-#[cfg(feature = "std")]
+#[cfg(any(feature = "std", test))]
 extern crate std;
 
 pub mod cost;

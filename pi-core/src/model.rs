@@ -88,6 +88,7 @@ impl<'a> Model<'a> {
         let mut relus = ReluCount::default();
         let mut macs = 0u64;
         let mut weight_bytes = 0usize;
+        let mut scratch_words = 0usize;
         let layers_start = rest;
         for index in 0..layer_count {
             let (record, after) =
@@ -101,7 +102,8 @@ impl<'a> Model<'a> {
             match &layer.op {
                 Op::MaskedRelu(mask) => relus.add(mask),
                 Op::Conv2d(c) => {
-                    weight_bytes += c.weights.as_bytes().len() + c.bias.map_or(0, |b| b.len() * 4)
+                    weight_bytes += c.weights.as_bytes().len() + c.bias.map_or(0, |b| b.len() * 4);
+                    scratch_words = scratch_words.max(c.fan_in());
                 }
                 Op::Linear(l) => {
                     weight_bytes += l.weights.as_bytes().len() + l.bias.map_or(0, |b| b.len() * 4)
@@ -113,7 +115,7 @@ impl<'a> Model<'a> {
             return Err(Error::TrailingBytes);
         }
         let layer_bytes = &layers_start[..layers_start.len() - rest.len()];
-        let plan = plan::plan(&shapes[..=layer_count], &refs[..layer_count]);
+        let plan = plan::plan(&shapes[..=layer_count], &refs[..layer_count], scratch_words);
         Ok(Self {
             layer_bytes,
             number_format: header.number_format,
@@ -156,7 +158,8 @@ impl<'a> Model<'a> {
     }
 
     /// Words of `i32` the activation arena passed to [`Model::infer`] must hold: the peak of the
-    /// buffer plan (tensors that are alive at the same time never share words).
+    /// buffer plan (tensors that are alive at the same time never share words), plus one
+    /// receptive field of the widest convolution as kernel scratch.
     pub fn arena_words(&self) -> usize {
         self.plan.arena_words()
     }

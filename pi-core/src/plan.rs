@@ -56,12 +56,16 @@ impl LayerRefs {
 }
 
 /// The finished plan: shape and arena offset of every tensor, and the arena's size.
+///
+/// The arena is the tensors' words, then `scratch_words` for the convolution kernels (one
+/// receptive field of the widest convolution).
 #[derive(Debug, Clone)]
 pub(crate) struct Plan {
     shapes: [Shape; MAX_LAYERS + 1],
     offsets: [u32; MAX_LAYERS + 1],
     tensors: usize,
-    arena_words: usize,
+    tensor_words: usize,
+    scratch_words: usize,
 }
 
 impl Plan {
@@ -84,7 +88,12 @@ impl Plan {
     }
 
     pub(crate) fn arena_words(&self) -> usize {
-        self.arena_words
+        self.tensor_words + self.scratch_words
+    }
+
+    /// Words holding tensors; the kernels' scratch starts here.
+    pub(crate) fn tensor_words(&self) -> usize {
+        self.tensor_words
     }
 }
 
@@ -105,19 +114,20 @@ impl Storage {
 }
 
 /// Plans tensors `0..shapes.len()` given the validated layer references (`refs[i]` produces
-/// tensor `i + 1`).
+/// tensor `i + 1`), plus `scratch_words` of kernel scratch after them.
 ///
 /// Two passes: walking the layers decides which tensors share storage (in-place and aliasing
 /// layers) and each storage's lifetime; then storages are placed largest first, each at the lowest
 /// offset that overlaps no already-placed storage alive at the same time (the greedy-by-size
 /// strategy of TFLM's planner, which handles a small input in front of large feature maps well).
-pub(crate) fn plan(shapes: &[Shape], refs: &[LayerRefs]) -> Plan {
+pub(crate) fn plan(shapes: &[Shape], refs: &[LayerRefs], scratch_words: usize) -> Plan {
     let tensors = shapes.len();
     let mut result = Plan {
         shapes: [Shape::default(); MAX_LAYERS + 1],
         offsets: [0; MAX_LAYERS + 1],
         tensors,
-        arena_words: 0,
+        tensor_words: 0,
+        scratch_words,
     };
     result.shapes[..tensors].copy_from_slice(shapes);
 
@@ -187,7 +197,7 @@ pub(crate) fn plan(shapes: &[Shape], refs: &[LayerRefs]) -> Plan {
         let s = storages[storage_of[t]];
         // Offsets are bounded by the sum of all tensor sizes (< 2^32, see MAX_TENSOR_ELEMENTS).
         result.offsets[t] = s.offset as u32;
-        result.arena_words = result.arena_words.max(s.offset + s.words);
+        result.tensor_words = result.tensor_words.max(s.offset + s.words);
     }
     result
 }

@@ -1,0 +1,48 @@
+#!/usr/bin/env bash
+# THE test command: every check CI runs, in the order CI runs them. Run it from anywhere.
+#
+#   scripts/test.sh            all checks
+#   PI_SKIP_FIRMWARE=1 ...     skip the QEMU firmware run (e.g. on a machine without qemu)
+#
+# A fresh machine first needs what .ci/run installs (thumb targets, qemu, defmt-print, datasets).
+set -euo pipefail
+
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+cd "$ROOT"
+
+step() {
+    local name=$1
+    shift
+    printf '\n==> %s\n' "$name"
+    local started=$SECONDS
+    "$@"
+    printf '<== %s (%ds)\n' "$name" $((SECONDS - started))
+}
+
+# Lints and formatting first: they fail fast.
+step "rustfmt" cargo fmt --all --check
+step "clippy (host workspace)" cargo clippy --workspace --all-targets --locked -- -D warnings
+
+# pi-core must stay no_std without atomics or an FPU: build it for both bare-metal targets, with
+# and without its defmt feature.
+step "pi-core for thumbv7em-none-eabihf" \
+    scripts/cross-build.sh build -p pi-core --target thumbv7em-none-eabihf --locked
+step "pi-core for thumbv7em-none-eabihf (defmt)" \
+    scripts/cross-build.sh build -p pi-core --target thumbv7em-none-eabihf --features defmt --locked
+step "pi-core for thumbv6m-none-eabi" \
+    scripts/cross-build.sh build -p pi-core --target thumbv6m-none-eabi --locked
+
+step "tests (host workspace)" cargo test --workspace --locked
+step "benchmarks compile" cargo bench --workspace --no-run --locked
+
+if [[ -x pi-core/fuzz/run.sh ]]; then
+    step "fuzz the model parser (short run)" pi-core/fuzz/run.sh 60
+fi
+
+if [[ ${PI_SKIP_FIRMWARE:-0} == 1 ]]; then
+    printf '\n==> firmware under QEMU: SKIPPED (PI_SKIP_FIRMWARE=1)\n'
+elif [[ -x scripts/run-firmware.sh ]]; then
+    step "firmware under QEMU (checks its predictions)" scripts/run-firmware.sh
+fi
+
+printf '\nAll checks passed.\n'
