@@ -34,6 +34,9 @@ pub trait Transport {
     fn send(&mut self, bytes: &[u8]) -> Result<(), ProtocolError>;
     /// Fills all of `bytes`.
     fn recv(&mut self, bytes: &mut [u8]) -> Result<(), ProtocolError>;
+    /// Called when the client starts layer `layer` (`layer == layer_count` for the final
+    /// output message): lets a transport attribute traffic to layers or report progress.
+    fn layer_start(&mut self, _layer: usize) {}
 }
 
 /// Where the client's preprocessed (input-independent) material comes from.
@@ -182,6 +185,7 @@ impl<'m, 'a> Client<'m, 'a> {
         }
         let mut gc_index = 0u64;
         for layer in model.layers() {
+            io.layer_start(layer.index);
             let (inp, out) = (self.range(layer.input), self.range(layer.output()));
             match layer.op {
                 Op::Conv2d(c) => {
@@ -246,6 +250,7 @@ impl<'m, 'a> Client<'m, 'a> {
             }
         }
         // The server's output share completes the result.
+        io.layer_start(model.layer_count());
         let last = shares
             .get(self.range(model.layer_count()))
             .ok_or(ProtocolError::Inconsistent)?;

@@ -1,0 +1,355 @@
+//! End-to-end checks of the simulated protocol: correctness against pi-core's plaintext
+//! engine, byte-exact agreement with the cost model, and what each party gets to see.
+
+use pi_core::cost::{CORTEX_M4_64, CostModel, Direction, LTE, Protocol};
+use pi_core::share::tolerance::output_tolerance;
+use pi_core::spec::{LayerSpec, MaskSpec, ModelSpec, OpSpec};
+use pi_core::{Model, Shape};
+use protocol_sim::dataset::{self, Target};
+use protocol_sim::run::{Inference, Mode, architecture_only, infer};
+use protocol_sim::server::ServerMessage;
+use rand_chacha::ChaCha20Rng;
+use rand_chacha::rand_core::{RngCore, SeedableRng};
+
+const EXPORTED: &str = concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/../firmware-example/model/model.pic"
+);
+
+/// Chi-square critical value for 15 degrees of freedom at p = 1e-4.
+const CHI2_15_P1E4: f64 = 44.26;
+
+struct Rng(ChaCha20Rng);
+
+impl Rng {
+    fn new(seed: u64) -> Self {
+        Self(ChaCha20Rng::seed_from_u64(seed))
+    }
+    fn range(&mut self, lo: i64, hi: i64) -> i64 {
+        lo + (self.0.next_u64() % (hi - lo + 1) as u64) as i64
+    }
+}
+
+/// A random model whose activations stay far from saturation: small weights at 6 frac bits,
+/// convs (some strided), masked ReLUs with random masks, 2×2 pools, residual adds, then
+/// flatten or global pool and a linear classifier.
+fn random_model(rng: &mut Rng) -> Vec<u8> {
+    let input = Shape::new(
+        rng.range(1, 3) as u16,
+        rng.range(3, 8) as u16,
+        rng.range(3, 8) as u16,
+    );
+    let mut shapes = vec![input];
+    let mut layers = Vec::new();
+    for _ in 0..rng.range(2, 7) {
+        let cur = *shapes.last().unwrap();
+        let choice = rng.range(0, 5);
+        let (op, out, from) = match choice {
+            0 | 1 => {
+                let k = rng.range(1, 3) as u8;
+                let p = rng.range(0, k as i64 - 1) as u8;
+                let s = rng.range(1, 2) as u8;
+                let dim = |d: u16| (d as i64 + 2 * p as i64 - k as i64) / s as i64 + 1;
+                let fits = |d: u16| d as i64 + 2 * p as i64 >= k as i64;
+                if !fits(cur.height) || !fits(cur.width) {
+                    continue;
+                }
+                let oc = rng.range(1, 4) as u16;
+                let n = oc as usize * cur.channels as usize * (k as usize).pow(2);
+                let op = OpSpec::Conv2d {
+                    out_channels: oc,
+                    kernel_h: k,
+                    kernel_w: k,
+                    stride: s,
+                    padding: p,
+                    weight_frac_bits: 6,
+                    weights: (0..n).map(|_| rng.range(-40, 40) as i16).collect(),
+                    bias: Some((0..oc).map(|_| rng.range(-5000, 5000) as i32).collect()),
+                };
+                (
+                    op,
+                    Shape::new(oc, dim(cur.height) as u16, dim(cur.width) as u16),
+                    None,
+                )
+            }
+            2 => {
+                let mask = match rng.range(0, 2) {
+                    0 => MaskSpec::All,
+                    1 => MaskSpec::None,
+                    _ => MaskSpec::Elements(
+                        (0..cur.elements()).map(|_| rng.range(0, 1) == 1).collect(),
+                    ),
+                };
+                (OpSpec::MaskedRelu { mask }, cur, None)
+            }
+            3 => {
+                if cur.height < 2 || cur.width < 2 {
+                    continue;
+                }
+                let out = Shape::new(cur.channels, cur.height / 2, cur.width / 2);
+                (
+                    OpSpec::AvgPool2d {
+                        kernel: 2,
+                        stride: 2,
+                    },
+                    out,
+                    None,
+                )
+            }
+            _ => {
+                // Residual: add an earlier tensor of the same shape (the input itself if none).
+                let t = shapes.len() - 1;
+                let other = (0..t).rev().find(|&o| shapes[o] == cur).unwrap_or(t);
+                (OpSpec::Add { other }, cur, Some(t))
+            }
+        };
+        layers.push(match from {
+            Some(t) => LayerSpec::reading(t, op),
+            None => LayerSpec::new(op),
+        });
+        shapes.push(out);
+    }
+    let cur = *shapes.last().unwrap();
+    let features = if rng.range(0, 1) == 0 {
+        layers.push(LayerSpec::new(OpSpec::Flatten));
+        cur.elements()
+    } else {
+        layers.push(LayerSpec::new(OpSpec::GlobalAvgPool));
+        cur.channels as usize
+    };
+    let classes = rng.range(2, 5) as usize;
+    layers.push(LayerSpec::new(OpSpec::Linear {
+        out_features: classes as u32,
+        weight_frac_bits: 6,
+        weights: (0..classes * features)
+            .map(|_| rng.range(-20, 20) as i16)
+            .collect(),
+        bias: None,
+    }));
+    ModelSpec {
+        activation_frac_bits: 8,
+        input,
+        layers,
+    }
+    .to_bytes()
+    .expect("valid random model")
+}
+
+fn random_input(rng: &mut Rng, n: usize) -> Vec<i32> {
+    (0..n).map(|_| rng.range(-2048, 2048) as i32).collect()
+}
+
+fn check_against_cost_model(bytes: &[u8], r: &Inference) {
+    let model = Model::parse(bytes).unwrap();
+    let report = CostModel::new(Protocol::RingGc, CORTEX_M4_64, LTE).estimate(&model);
+    assert_eq!(r.stats.total, report.total.online, "total online bytes");
+    assert_eq!(r.stats.flights, report.total.flights, "flights");
+    for c in report.layers.iter() {
+        assert_eq!(r.stats.per_layer[c.index], c.online, "layer {}", c.index);
+    }
+    assert_eq!(
+        r.stats.per_layer[model.layer_count()].down,
+        report.total.output_bytes
+    );
+}
+
+#[test]
+fn random_models_reconstruct_within_tolerance_and_match_the_cost_model() {
+    let mut rng = Rng::new(0x5eed);
+    let (mut runs, mut agree) = (0, 0);
+    for m in 0..40 {
+        let bytes = random_model(&mut rng);
+        let model = Model::parse(&bytes).unwrap();
+        let tolerance = output_tolerance(&model);
+        for s in 0..3 {
+            let input = random_input(&mut rng, model.input_shape().elements());
+            let r = infer(&bytes, &input, (m * 10 + s) as u64, Mode::Channel, false).unwrap();
+            assert!(
+                r.max_abs_diff() <= tolerance,
+                "model {m}: diff {} > bound {tolerance}",
+                r.max_abs_diff()
+            );
+            check_against_cost_model(&bytes, &r);
+            runs += 1;
+            agree += usize::from(r.argmax_agrees());
+            // Where the plaintext top two are within twice the tolerance, truncation may
+            // legitimately swap them; everywhere else the argmax must agree.
+            let mut sorted = r.plain.clone();
+            sorted.sort_unstable_by(|a, b| b.cmp(a));
+            let margin = (sorted[0] as i64 - sorted.get(1).copied().unwrap_or(i32::MIN) as i64)
+                .unsigned_abs();
+            if margin > 2 * tolerance {
+                assert!(r.argmax_agrees(), "model {m}: decisive sample disagrees");
+            }
+        }
+    }
+    // Random tiny models produce near-ties (top two within a few LSBs) that the ±1 LSB
+    // truncation may swap; those are allowed above, and stay rare.
+    assert!(agree * 100 >= runs * 99, "argmax agreed on {agree}/{runs}");
+}
+
+#[test]
+fn exported_model_matches_plaintext_on_digits() {
+    let bytes = std::fs::read(EXPORTED).expect("firmware-example/model/model.pic is committed");
+    let model = Model::parse(&bytes).unwrap();
+    let target = Target {
+        elements: model.input_shape().elements(),
+        frac_bits: model.activation_frac_bits(),
+        model_path: Some(std::path::Path::new(EXPORTED)),
+    };
+    let samples = dataset::load("digits", 4, 0, target).unwrap();
+    let tolerance = output_tolerance(&model);
+    for (i, s) in samples.iter().enumerate() {
+        let r = infer(&bytes, &s.input, i as u64, Mode::Channel, false).unwrap();
+        assert!(r.argmax_agrees(), "sample {i}");
+        assert!(r.max_abs_diff() <= tolerance);
+        // Far tighter in practice than the worst-case bound: a few LSBs at 12 frac bits.
+        assert!(r.max_abs_diff() < 64, "sample {i}: {}", r.max_abs_diff());
+        check_against_cost_model(&bytes, &r);
+    }
+}
+
+#[test]
+fn tcp_loopback_gives_the_same_result_and_bytes() {
+    let mut rng = Rng::new(7);
+    let bytes = random_model(&mut rng);
+    let model = Model::parse(&bytes).unwrap();
+    let input = random_input(&mut rng, model.input_shape().elements());
+    let a = infer(&bytes, &input, 3, Mode::Channel, false).unwrap();
+    let b = infer(&bytes, &input, 3, Mode::Tcp, false).unwrap();
+    assert_eq!(a.private, b.private);
+    assert_eq!(a.stats.total, b.stats.total);
+    check_against_cost_model(&bytes, &b);
+}
+
+/// Chi-square statistic of the top 4 bits of `words` against uniform.
+fn chi_square_top_nibble(words: &[u64]) -> f64 {
+    let mut counts = [0u64; 16];
+    for w in words {
+        counts[(w >> 60) as usize] += 1;
+    }
+    let expected = words.len() as f64 / 16.0;
+    counts
+        .iter()
+        .map(|&c| (c as f64 - expected).powi(2) / expected)
+        .sum()
+}
+
+fn words_sent(r: &Inference, dir: Direction) -> Vec<u64> {
+    let bytes: Vec<u8> = r
+        .stats
+        .captured
+        .iter()
+        .filter(|(d, _)| *d == dir)
+        .flat_map(|(_, b)| b.iter().copied())
+        .collect();
+    bytes
+        .chunks_exact(8)
+        .map(|c| u64::from_le_bytes(c.try_into().unwrap()))
+        .collect()
+}
+
+#[test]
+fn server_view_is_uniform_whatever_the_input() {
+    let bytes = std::fs::read(EXPORTED).unwrap();
+    let model = Model::parse(&bytes).unwrap();
+    let n = model.input_shape().elements();
+    let zero = vec![0i32; n];
+    // A structured input: a ramp, strongly non-uniform in every bit.
+    let ramp: Vec<i32> = (0..n as i32).map(|i| i * 64).collect();
+    for (name, input) in [("zero", &zero), ("ramp", &ramp)] {
+        let r = infer(&bytes, input, 11, Mode::Channel, true).unwrap();
+        let words = words_sent(&r, Direction::Up);
+        assert_eq!(words.len() as u64 * 8, r.stats.total.up);
+        let chi2 = chi_square_top_nibble(&words);
+        assert!(
+            chi2 < CHI2_15_P1E4,
+            "{name} input: chi2 = {chi2:.1} over {} words",
+            words.len()
+        );
+    }
+    // The test has power: the same statistic rejects the unmasked values at once.
+    let raw: Vec<u64> = ramp.iter().map(|&v| v as i64 as u64).collect();
+    assert!(chi_square_top_nibble(&raw) > CHI2_15_P1E4);
+}
+
+#[test]
+fn client_never_receives_weights() {
+    let bytes = std::fs::read(EXPORTED).unwrap();
+    let model = Model::parse(&bytes).unwrap();
+    // The client runs on the architecture alone: every weight and bias it holds is zero.
+    let client_model_bytes = architecture_only(&model).unwrap();
+    let client_model = Model::parse(&client_model_bytes).unwrap();
+    for layer in client_model.layers() {
+        if let pi_core::Op::Conv2d(c) = layer.op {
+            assert!(c.weights.iter().all(|w| w == 0) && c.bias.is_none());
+        }
+        if let pi_core::Op::Linear(l) = layer.op {
+            assert!(l.weights.iter().all(|w| w == 0) && l.bias.is_none());
+        }
+    }
+    let input = vec![100i32; model.input_shape().elements()];
+    let r = infer(&bytes, &input, 5, Mode::Channel, true).unwrap();
+    assert!(r.argmax_agrees());
+    // Only two message kinds exist, with the sizes the public schedule fixes.
+    let kept: Vec<usize> = model
+        .layers()
+        .filter_map(|l| match l.op {
+            pi_core::Op::MaskedRelu(m) if m.kept() > 0 => Some(m.kept()),
+            _ => None,
+        })
+        .collect();
+    let mut expected: Vec<(ServerMessage, usize)> = kept
+        .iter()
+        .map(|&k| (ServerMessage::ReluLabels, k * 1024))
+        .collect();
+    expected.push((
+        ServerMessage::OutputShare,
+        model.output_shape().elements() * 8,
+    ));
+    assert_eq!(r.server_sent, expected);
+    // And what arrives looks uniform: labels are fresh random strings, the output share is
+    // masked by the server's randomness. Weights (small integers) would skew the top bits.
+    let words = words_sent(&r, Direction::Down);
+    let chi2 = chi_square_top_nibble(&words);
+    assert!(chi2 < CHI2_15_P1E4, "chi2 = {chi2:.1}");
+    let weights: Vec<u64> = model
+        .layers()
+        .filter_map(|l| match l.op {
+            pi_core::Op::Conv2d(c) => Some(
+                c.weights
+                    .iter()
+                    .map(|w| w as i64 as u64)
+                    .collect::<Vec<_>>(),
+            ),
+            _ => None,
+        })
+        .flatten()
+        .collect();
+    assert!(
+        chi_square_top_nibble(&weights) > CHI2_15_P1E4,
+        "control: weights are not uniform"
+    );
+}
+
+#[test]
+fn missing_dataset_is_a_clear_error() {
+    let target = Target {
+        elements: 4,
+        frac_bits: 8,
+        model_path: None,
+    };
+    let err = dataset::load("no/such/file.txt", 1, 0, target).unwrap_err();
+    assert!(err.to_string().contains("no/such/file.txt"), "{err}");
+    let err = dataset::load(
+        "random",
+        1,
+        0,
+        Target {
+            elements: 4,
+            ..target
+        },
+    )
+    .map(|s| s.len());
+    assert_eq!(err.unwrap(), 1);
+}
