@@ -165,9 +165,9 @@ pub fn resnet_cifar(blocks_per_stage: usize, width: u16, keep: f64) -> ModelSpec
         layers.push(layer);
         layers.len() // id of the tensor just written
     };
-    let mut current = push(&mut layers, conv(rng, None, 3, width, 3, 1));
+    push(&mut layers, conv(rng, None, 3, width, 3, 1));
     shape = Shape::new(width, shape.height, shape.width);
-    current = push(&mut layers, relu(rng, shape.elements(), keep));
+    let mut current = push(&mut layers, relu(rng, shape.elements(), keep));
     for stage in 0..3u32 {
         let channels = width << stage;
         for block in 0..blocks_per_stage {

@@ -19,6 +19,8 @@ pub const CLASSES: usize = 10;
 pub const RELUS_KEPT: u64 = 1536;
 /// ReLU sites in the model.
 pub const RELUS_TOTAL: u64 = 1536;
+/// Multiply-accumulates per inference (conv and linear layers).
+pub const MACS: u64 = 84224;
 
 /// A test input with its expected label and the logits the host computed for it.
 pub struct Sample {

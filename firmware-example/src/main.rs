@@ -34,7 +34,9 @@ use pi_core::Model;
 #[rustfmt::skip]
 mod generated;
 
-use generated::{ARENA_WORDS, CLASSES, MODEL_FNV1A, MODEL_LEN, RELUS_KEPT, RELUS_TOTAL, SAMPLES};
+use generated::{
+    ARENA_WORDS, CLASSES, MACS, MODEL_FNV1A, MODEL_LEN, RELUS_KEPT, RELUS_TOTAL, SAMPLES,
+};
 
 /// The exported model, kept in flash; pi-core borrows its weights in place.
 static MODEL: &[u8] = include_bytes!("../model/model.pic");
@@ -119,7 +121,7 @@ fn run() -> Result<usize, Setup> {
         });
     }
     let relus = model.relu_count();
-    if relus.kept != RELUS_KEPT || relus.total != RELUS_TOTAL {
+    if relus.kept != RELUS_KEPT || relus.total != RELUS_TOTAL || model.macs() != MACS {
         return Err(Setup::StaleGenerated {
             len: MODEL.len(),
             fnv1a,

@@ -23,6 +23,10 @@ fn main() -> ExitCode {
         eprintln!("usage: count-instructions CASE   (cases: {})", case_names());
         return ExitCode::from(2);
     };
+    if name == "--list" {
+        println!("{}", case_names().replace(", ", "\n"));
+        return ExitCode::SUCCESS;
+    }
     let Some((_, spec)) = benches::cases().into_iter().find(|(n, _)| *n == name) else {
         eprintln!("unknown case {name:?} (cases: {})", case_names());
         return ExitCode::from(2);

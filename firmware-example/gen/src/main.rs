@@ -250,6 +250,8 @@ fn generated_rs(
     let _ = writeln!(s, "pub const RELUS_KEPT: u64 = {};", relus.kept);
     let _ = writeln!(s, "/// ReLU sites in the model.");
     let _ = writeln!(s, "pub const RELUS_TOTAL: u64 = {};", relus.total);
+    let _ = writeln!(s, "/// Multiply-accumulates per inference (conv and linear layers).");
+    let _ = writeln!(s, "pub const MACS: u64 = {};", model.macs());
     s.push('\n');
     s.push_str(
         "/// A test input with its expected label and the logits the host computed for it.\n\

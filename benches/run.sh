@@ -1,0 +1,129 @@
+#!/usr/bin/env bash
+# Regenerates the measured tables in BENCHMARKS.md (between the <!-- BEGIN x --> / <!-- END x -->
+# markers) from fresh measurements:
+#   host-inference   criterion wall clock of pi-core inference per reference model
+#   host-callgrind   instructions per inference and per MAC (valgrind callgrind, exact counts)
+#   firmware         Cortex-M4F instruction counts, flash and RAM under QEMU (scripts/run-firmware.sh)
+#
+#   benches/run.sh [host-inference] [host-callgrind] [firmware]     (default: all three)
+#
+# Needs valgrind for callgrind and what scripts/setup-firmware.sh installs for the firmware table.
+set -euo pipefail
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+cd "$ROOT"
+OUT=$(mktemp -d)
+trap 'rm -rf "$OUT"' EXIT
+
+sections=("$@")
+[[ ${#sections[@]} -gt 0 ]] || sections=(host-inference host-callgrind firmware)
+
+machine() {
+    printf '%s, %s cores, %s' "$(uname -m)" "$(nproc)" "$(rustc --version | cut -d' ' -f1-2)"
+}
+
+cases() {
+    cargo run -q --release -p benches --bin count-instructions -- --list
+}
+
+host_inference() {
+    cargo bench -p benches --bench inference -- --warm-up-time 2 --measurement-time 5 \
+        >"$OUT/criterion.log" 2>&1
+    {
+        echo "Measured $(date -u +%Y-%m-%d) on $(machine); \`cargo bench -p benches --bench inference\`"
+        echo "(criterion mean; MAC/s counts every multiply-accumulate of conv and linear layers)."
+        echo
+        echo "| Case | MACs | Mean time | Throughput |"
+        echo "|---|---:|---:|---:|"
+        python3 - "$ROOT/target/criterion" <<'PY'
+import json, os, sys
+root = sys.argv[1]
+group = os.path.join(root, "pi_core_infer")
+for case in sorted(os.listdir(group)):
+    est = os.path.join(group, case, "new", "estimates.json")
+    bench = os.path.join(group, case, "new", "benchmark.json")
+    if not os.path.exists(est):
+        continue
+    mean_ns = json.load(open(est))["mean"]["point_estimate"]
+    macs = json.load(open(bench)).get("throughput", {}).get("Elements", 0)
+    time = f"{mean_ns/1e6:.3f} ms" if mean_ns >= 1e5 else f"{mean_ns/1e3:.1f} µs"
+    print(f"| `{case}` | {macs:,} | {time} | {macs/mean_ns:.2f} GMAC/s |")
+PY
+    } >"$OUT/host-inference.md"
+}
+
+host_callgrind() {
+    command -v valgrind >/dev/null || { echo "run.sh: valgrind is not installed" >&2; exit 1; }
+    cargo build -q --release -p benches --bin count-instructions
+    local bin="$ROOT/target/release/count-instructions"
+    {
+        echo "Measured $(date -u +%Y-%m-%d) on $(machine); \`benches/run.sh host-callgrind\`"
+        echo "(\`valgrind --tool=callgrind\`, counting only the \`measured\` function: one inference)."
+        echo
+        echo "| Case | MACs | ReLUs kept / total | Instructions | Instructions per MAC |"
+        echo "|---|---:|---:|---:|---:|"
+        for case in $("$bin" --list); do
+            local log="$OUT/$case.callgrind"
+            local info
+            info=$(valgrind --tool=callgrind --callgrind-out-file="$log" --collect-atstart=no \
+                --toggle-collect=measured "$bin" "$case" 2>"$OUT/$case.err")
+            local ir
+            ir=$(awk '/^summary:/ {print $2}' "$log")
+            python3 - "$case" "$ir" "$info" <<'PY'
+import sys
+case, ir, info = sys.argv[1], int(sys.argv[2]), dict(kv.split("=") for kv in sys.argv[3].split())
+macs = int(info["macs"])
+print(f"| `{case}` | {macs:,} | {int(info['relus_kept']):,} / {int(info['relus_total']):,} | {ir:,} | {ir/macs:.2f} |")
+PY
+        done
+    } >"$OUT/host-callgrind.md"
+}
+
+firmware() {
+    scripts/run-firmware.sh --report "$OUT/fw.txt" >"$OUT/fw.log" 2>&1 || {
+        cat "$OUT/fw.log" >&2
+        exit 1
+    }
+    python3 - "$OUT/fw.txt" "$ROOT/firmware-example/src/generated.rs" >"$OUT/firmware.md" <<'PY'
+import re, sys
+r = dict(line.strip().split("=", 1) for line in open(sys.argv[1]) if "=" in line)
+g = open(sys.argv[2]).read()
+def const(name):
+    m = re.search(rf"pub const {name}: \w+ = ([0-9_]+);", g)
+    return int(m.group(1).replace("_", "")) if m else None
+print(f"`benches/run.sh firmware` (QEMU `mps2-an386`, region plugin; instructions, not cycles).")
+print()
+print("| Figure | Value |")
+print("|---|---:|")
+print(f"| Instructions per inference (mean of {r['inferences']}) | {float(r['insns_mean']):,.0f} |")
+for name, label in (("MACS", "MACs per inference"), ("RELUS_KEPT", "ReLUs kept"), ("ARENA_WORDS", "Arena words")):
+    v = const(name)
+    if v is not None:
+        print(f"| {label} | {v:,} |")
+macs = const("MACS")
+if macs:
+    print(f"| Instructions per MAC (whole inference) | {float(r['insns_mean'])/macs:.2f} |")
+print(f"| Flash | {int(r['flash_bytes']):,} B |")
+print(f"| Static RAM | {int(r['static_ram_bytes']):,} B |")
+PY
+}
+
+for section in "${sections[@]}"; do
+    case $section in
+        host-inference) host_inference ;;
+        host-callgrind) host_callgrind ;;
+        firmware) firmware ;;
+        *) echo "run.sh: unknown section $section" >&2; exit 2 ;;
+    esac
+    python3 - "$ROOT/BENCHMARKS.md" "$section" "$OUT/$section.md" <<'PY'
+import sys
+path, name, table = sys.argv[1], sys.argv[2], open(sys.argv[3]).read().rstrip("\n")
+text = open(path).read()
+begin, end = f"<!-- BEGIN {name} -->", f"<!-- END {name} -->"
+if begin not in text or end not in text:
+    sys.exit(f"run.sh: BENCHMARKS.md has no {begin} ... {end} markers")
+head, rest = text.split(begin, 1)
+_, tail = rest.split(end, 1)
+open(path, "w").write(f"{head}{begin}\n{table}\n{end}{tail}")
+PY
+    echo "run.sh: updated the $section table in BENCHMARKS.md"
+done
