@@ -4,7 +4,10 @@
 #   scripts/test.sh            all checks
 #   PI_SKIP_FIRMWARE=1 ...     skip the QEMU firmware run (e.g. on a machine without qemu)
 #
-# A fresh machine first needs what .ci/run installs (thumb targets, qemu, defmt-print, datasets).
+# On a fresh machine it first installs what it needs (thumb targets, qemu-system-arm, defmt-print,
+# the QEMU instruction-count plugin); both setup scripts return at once when all is there.
+# Datasets are optional: tests that need MNIST or Fashion-MNIST skip with a message naming
+# scripts/fetch-datasets.sh, which .ci/run runs.
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -18,6 +21,11 @@ step() {
     "$@"
     printf '<== %s (%ds)\n' "$name" $((SECONDS - started))
 }
+
+step "provision: thumb targets" scripts/setup-targets.sh
+if [[ ${PI_SKIP_FIRMWARE:-0} != 1 ]]; then
+    step "provision: qemu, defmt-print, QEMU plugin" scripts/setup-firmware.sh
+fi
 
 # Lints and formatting first: they fail fast.
 step "rustfmt" cargo fmt --all --check
