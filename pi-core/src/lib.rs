@@ -10,6 +10,10 @@
 //! * [`Model::infer`] then runs in a caller-provided `i32` arena of [`Model::arena_words`] words.
 //!   Weights are borrowed from the file bytes (a model in flash stays in flash).
 //! * [`Model::relu_count`] is the number PI pays for.
+//! * [`share`] is the client's side of a Delphi-style private inference: additive shares over
+//!   `Z_2^64` at the same scales, a half-gates garbled ReLU (fixed-key AES) and the online
+//!   phase over a caller-supplied transport; [`cost`] prices a model's private inference
+//!   (Delphi, ring-GC, CrypTFlow2, Cheetah) on a device and link. See `docs/PROTOCOL.md`.
 //!
 //! ```
 //! # fn main() -> Result<(), pi_core::Error> {
@@ -70,7 +74,7 @@
 //!
 //! ## Features
 //!
-//! * `std`: the writer ([`spec`]) and conversions to owned types, for host tools.
+//! * `std`: the writer (module `spec`) and conversions to owned types, for host tools.
 //! * `defmt`: `defmt::Format` for the public types (firmware logging).
 #![cfg_attr(not(test), no_std)]
 #![cfg_attr(docsrs, feature(doc_cfg))]

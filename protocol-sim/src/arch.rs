@@ -6,7 +6,7 @@
 //!
 //! | Name | Input | Graph | ReLUs |
 //! |---|---|---|---|
-//! | `resnet18` | 3×32×32 | CIFAR ResNet-18: 3×3 stem (64), stages [2,2,2,2] of basic blocks, widths 64–512, 1×1 strided shortcuts, GAP, FC 10 | 557,056 |
+//! | `resnet18` | 3×32×32 | CIFAR ResNet-18: 3×3 stem (64), stages (2, 2, 2, 2) of basic blocks, widths 64–512, 1×1 strided shortcuts, GAP, FC 10 | 557,056 |
 //! | `resnet20` | 3×32×32 | CIFAR ResNet-20 (He et al.): stem 16, 3 stages × 3 blocks, widths 16/32/64 | 188,416 |
 //! | `resnet32` | 3×32×32 | CIFAR ResNet-32: 3 stages × 5 blocks | 303,104 |
 //! | `digits-cnn` | 1×8×8 | host-trainer's default: conv3×3 (16) ReLU, avgpool 2, conv3×3 (32) ReLU, avgpool 2, flatten, FC 10 | 1,536 |
@@ -21,7 +21,7 @@ use pi_core::spec::{LayerSpec, MaskSpec, ModelSpec, OpSpec};
 
 use crate::SimError;
 
-/// Names accepted by [`build`].
+/// Names accepted by [`spec`].
 pub const NAMES: [&str; 5] = ["resnet18", "resnet20", "resnet32", "digits-cnn", "lenet"];
 
 struct Builder {

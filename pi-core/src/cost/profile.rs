@@ -1,5 +1,5 @@
 //! Device and link profiles, with named presets. Sources are in `docs/PROTOCOL.md`; tags as in
-//! the research notes: [D] datasheet, [M] published figure quoted from memory, [R] our estimate.
+//! the research notes: \[D\] datasheet, \[M\] published figure quoted from memory, \[R\] our estimate.
 
 /// The client device: what its compute and memory cost.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -39,8 +39,8 @@ const KIB: u64 = 1024;
 const MIB: u64 = 1024 * KIB;
 const GIB: u64 = 1024 * MIB;
 
-/// Cortex-M4F at 64 MHz with 256 KiB RAM and 1 MiB flash (nRF52840 [D]). AES: table-based
-/// ≈33 cycles/byte (Schwabe & Stoffelen, SAC'16 [M]); ChaCha20 ≈14 cycles/byte [M].
+/// Cortex-M4F at 64 MHz with 256 KiB RAM and 1 MiB flash (nRF52840 \[D\]). AES: table-based
+/// ≈33 cycles/byte (Schwabe & Stoffelen, SAC'16 \[M\]); ChaCha20 ≈14 cycles/byte \[M\].
 pub const CORTEX_M4_64: DeviceProfile = DeviceProfile {
     name: "cortex-m4-64",
     clock_hz: 64_000_000,
@@ -51,7 +51,7 @@ pub const CORTEX_M4_64: DeviceProfile = DeviceProfile {
     flash_bytes: MIB,
 };
 
-/// Cortex-M4F at 100 MHz with 128 KiB RAM and 512 KiB flash (STM32F411 [D]); per-operation
+/// Cortex-M4F at 100 MHz with 128 KiB RAM and 512 KiB flash (STM32F411 \[D\]); per-operation
 /// cycles as [`CORTEX_M4_64`].
 pub const CORTEX_M4_100: DeviceProfile = DeviceProfile {
     name: "cortex-m4-100",
@@ -61,9 +61,9 @@ pub const CORTEX_M4_100: DeviceProfile = DeviceProfile {
     ..CORTEX_M4_64
 };
 
-/// Cortex-M0+ at 48 MHz with 32 KiB RAM and 256 KiB flash (SAMD21G18 [D]). No published
+/// Cortex-M0+ at 48 MHz with 32 KiB RAM and 256 KiB flash (SAMD21G18 \[D\]). No published
 /// AES-128 figure at hand: about twice the M4's cycles (no barrel-shifted operands, 8 usable
-/// low registers) [R].
+/// low registers) \[R\].
 pub const CORTEX_M0PLUS_48: DeviceProfile = DeviceProfile {
     name: "cortex-m0plus-48",
     clock_hz: 48_000_000,
@@ -75,7 +75,7 @@ pub const CORTEX_M0PLUS_48: DeviceProfile = DeviceProfile {
 };
 
 /// Phone-class core: Cortex-A76-class at 2.4 GHz with the ARMv8 AES instructions (≈1 cycle per
-/// byte or better [M]), 4 GiB RAM, 64 GiB storage.
+/// byte or better \[M\]), 4 GiB RAM, 64 GiB storage.
 pub const PHONE: DeviceProfile = DeviceProfile {
     name: "phone",
     clock_hz: 2_400_000_000,
@@ -89,7 +89,7 @@ pub const PHONE: DeviceProfile = DeviceProfile {
 /// Every device preset.
 pub const DEVICES: [DeviceProfile; 4] = [CORTEX_M4_64, CORTEX_M4_100, CORTEX_M0PLUS_48, PHONE];
 
-/// Data-centre LAN: 1 Gbit/s each way, 0.2 ms RTT [R].
+/// Data-centre LAN: 1 Gbit/s each way, 0.2 ms RTT \[R\].
 pub const LAN: LinkProfile = LinkProfile {
     name: "lan",
     up_bps: 1_000_000_000,
@@ -98,7 +98,7 @@ pub const LAN: LinkProfile = LinkProfile {
 };
 
 /// WAN: Cryptonite's simulator defaults, 100 Mbit/s up and 500 Mbit/s down (Garimella et al.,
-/// ASPLOS'23 [C]), with a 40 ms RTT [R].
+/// ASPLOS'23 \[C\]), with a 40 ms RTT \[R\].
 pub const WAN: LinkProfile = LinkProfile {
     name: "wan",
     up_bps: 100_000_000,
@@ -106,7 +106,7 @@ pub const WAN: LinkProfile = LinkProfile {
     rtt_us: 40_000,
 };
 
-/// LTE: 10 Mbit/s up, 30 Mbit/s down, 50 ms RTT (typical measured averages [M]).
+/// LTE: 10 Mbit/s up, 30 Mbit/s down, 50 ms RTT (typical measured averages \[M\]).
 pub const LTE: LinkProfile = LinkProfile {
     name: "lte",
     up_bps: 10_000_000,
@@ -115,8 +115,8 @@ pub const LTE: LinkProfile = LinkProfile {
 };
 
 /// Bluetooth Low Energy to a phone gateway: 500 kbit/s application throughput each way (LE 2M
-/// PHY with data length extension reaches about 1.4 Mbit/s at best [M]), 30 ms RTT (two 15 ms
-/// connection intervals) [R].
+/// PHY with data length extension reaches about 1.4 Mbit/s at best \[M\]), 30 ms RTT (two 15 ms
+/// connection intervals) \[R\].
 pub const BLE: LinkProfile = LinkProfile {
     name: "ble",
     up_bps: 500_000,

@@ -1,7 +1,7 @@
 //! The protocols the cost model knows, and their per-ReLU constants with provenance.
 //!
-//! Tags: [C] read in the protocol's code, [D] measured data committed by its authors, [X]
-//! measured by building the public code (research notes `pi_cost_model.md` §3.4), [R] derived.
+//! Tags: \[C\] read in the protocol's code, \[D\] measured data committed by its authors, \[X\]
+//! measured by building the public code (research notes `pi_cost_model.md` §3.4), \[R\] derived.
 
 use core::fmt;
 
@@ -31,55 +31,55 @@ pub enum Protocol {
     },
 }
 
-/// Delphi's ReLU circuit: 288 AND gates with half-gates ([C] `crypto-primitives/src/gc.rs`).
+/// Delphi's ReLU circuit: 288 AND gates with half-gates (\[C\] `crypto-primitives/src/gc.rs`).
 pub const DELPHI_AND_GATES: u64 = 288;
-/// Delphi's serialized garbled circuit per ReLU: 8 + 662 blocks × 24 B ([C]+[D] Cryptonite).
+/// Delphi's serialized garbled circuit per ReLU: 8 + 662 blocks × 24 B (\[C\]+\[D\] Cryptonite).
 pub const DELPHI_GC_BYTES: u64 = 15_896;
-/// Labels of the output mask −r′ per ReLU as serialized (42 × 28 B) [D].
+/// Labels of the output mask −r′ per ReLU as serialized (42 × 28 B) \[D\].
 pub const DELPHI_MASK_LABEL_BYTES: u64 = 1_176;
-/// OT sender messages for the client's 42 input bits (2 × 16 B per OT) [R].
+/// OT sender messages for the client's 42 input bits (2 × 16 B per OT) \[R\].
 pub const DELPHI_OT_SENDER_BYTES: u64 = 1_344;
-/// OT receiver matrix for the client's 42 input bits (16 B per OT) [D].
+/// OT receiver matrix for the client's 42 input bits (16 B per OT) \[D\].
 pub const DELPHI_OT_RECEIVER_BYTES: u64 = 672;
-/// Server's 42 share labels sent online per ReLU (42 × 28 + 8 B) [D].
+/// Server's 42 share labels sent online per ReLU (42 × 28 + 8 B) \[D\].
 pub const DELPHI_ONLINE_LABEL_BYTES: u64 = 1_184;
-/// Client storage per ReLU between the phases [D] (Cryptonite `storage_per_relu`).
+/// Client storage per ReLU between the phases \[D\] (Cryptonite `storage_per_relu`).
 pub const DELPHI_CLIENT_STORAGE: u64 = 18_248;
-/// Server storage per ReLU (encoder and r′) [D].
+/// Server storage per ReLU (encoder and r′) \[D\].
 pub const DELPHI_SERVER_STORAGE: u64 = 3_590;
-/// Evaluator XORs per Delphi ReLU (≈1 000) [R].
+/// Evaluator XORs per Delphi ReLU (≈1 000) \[R\].
 pub const DELPHI_EVAL_XORS: u64 = 1_000;
-/// Bytes per field element on the wire as Delphi sends it (8–9 B measured; 8 used) [D].
+/// Bytes per field element on the wire as Delphi sends it (8–9 B measured; 8 used) \[D\].
 pub const DELPHI_ELEMENT_BYTES: u64 = 8;
 
-/// Bytes per OT in IKNP/ALSZ: the receiver sends κ = 128 bits per OT [D], the sender two
-/// 128-bit messages [R].
+/// Bytes per OT in IKNP/ALSZ: the receiver sends κ = 128 bits per OT \[D\], the sender two
+/// 128-bit messages \[R\].
 pub const OT_RECEIVER_BYTES: u64 = 16;
 /// See [`OT_RECEIVER_BYTES`].
 pub const OT_SENDER_BYTES: u64 = 32;
 
 /// BFV ciphertext at N = 8192 with SEAL's 218-bit default modulus: 2 · 8192 · 218 / 8 bytes
-/// [R]; used for the HE preprocessing estimate of linear layers.
+/// \[R\]; used for the HE preprocessing estimate of linear layers.
 pub const HE_CIPHERTEXT_BYTES: u64 = 2 * 8192 * 218 / 8;
-/// Activation elements per ciphertext (two 4096-slot halves at N = 8192, Gazelle packing) [R].
+/// Activation elements per ciphertext (two 4096-slot halves at N = 8192, Gazelle packing) \[R\].
 pub const HE_SLOTS: u64 = 4096;
 
-/// Ferret (silent OT) one-time setup per direction, measured: 1.73 MB [X].
+/// Ferret (silent OT) one-time setup per direction, measured: 1.73 MB \[X\].
 pub const FERRET_SETUP_BYTES: u64 = 1_730_000;
 
-/// Measured bytes per OT-based ReLU in tenths of a byte, by ring width [X] (65 536 ReLUs; one
+/// Measured bytes per OT-based ReLU in tenths of a byte, by ring width \[X\] (65 536 ReLUs; one
 /// thread per party): `(bits, client → server, server → client)`.
 ///
 /// CrypTFlow2's direction split is measured (client = SCI's BOB, P2). Cheetah's totals are the
 /// 2^20-ReLU runs where available (ℓ = 32, 41; Ferret re-extension included) and split in
-/// CrypTFlow2's proportions [R].
+/// CrypTFlow2's proportions \[R\].
 const CRYPTFLOW2_DECI: [(u8, u64, u64); 4] = [
     (32, 4548, 767),
     (37, 5036, 836),
     (41, 5686, 926),
     (64, 9585, 1465),
 ];
-/// Cheetah totals in tenths of a byte per ReLU [X].
+/// Cheetah totals in tenths of a byte per ReLU \[X\].
 const CHEETAH_TOTAL_DECI: [(u8, u64); 4] = [(32, 524), (37, 568), (41, 675), (64, 1013)];
 
 /// Per-ReLU bytes of an OT-based protocol, in tenths of a byte each way.
@@ -210,7 +210,7 @@ impl Protocol {
     }
 
     /// One-way message flights per OT-based ReLU layer: the millionaires' tree with 4-bit
-    /// leaves has `ceil(log2(ℓ/4)) + 2` rounds [X].
+    /// leaves has `ceil(log2(ℓ/4)) + 2` rounds \[X\].
     pub fn ot_relu_flights(&self) -> u32 {
         let leaves = (self.bits() as u32).div_ceil(4).max(1);
         let depth = u32::BITS - (leaves - 1).leading_zeros();
@@ -227,7 +227,7 @@ impl Protocol {
 
     /// Whether truncation needs its own protocol: rings narrower than 64 bits cannot use local
     /// truncation, so each truncated element pays about one ReLU (CrypTFlow2's faithful
-    /// truncation, ≈ λ(f+1) + O(ℓ) bits) [R].
+    /// truncation, ≈ λ(f+1) + O(ℓ) bits) \[R\].
     pub fn interactive_truncation(&self) -> bool {
         self.ot_relu_bytes().is_some() && self.bits() < 64
     }
