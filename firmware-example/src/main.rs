@@ -138,6 +138,8 @@ fn run() -> Result<usize, Setup> {
         model.arena_words()
     );
 
+    log_cost_report(&model);
+
     // The activation arena: a static handed out once, no `static mut` in this crate.
     let arena: &'static mut [i32; ARENA_WORDS] =
         cortex_m::singleton!(: [i32; ARENA_WORDS] = [0; ARENA_WORDS]).ok_or(Setup::Arena)?;
@@ -187,6 +189,33 @@ fn run() -> Result<usize, Setup> {
         }
     }
     Ok(failed)
+}
+
+/// What a private inference of the embedded model would cost this device, computed on the device
+/// by pi-core's cost model: this toolkit's garbled-ReLU protocol and Delphi, over BLE and LTE,
+/// for a Cortex-M4F at 64 MHz (the nRF52840 class of the QEMU board).
+fn log_cost_report(model: &Model<'_>) {
+    use pi_core::cost::{BLE, CORTEX_M4_64, CostModel, LTE, Protocol};
+    for (protocol, protocol_name) in [(Protocol::RingGc, "ring-gc"), (Protocol::Delphi, "delphi")] {
+        for (link, link_name) in [(BLE, "ble"), (LTE, "lte")] {
+            let t = CostModel::new(protocol, CORTEX_M4_64, link).for_each_layer(model, |_| {});
+            defmt::info!(
+                "PI cost ({}, cortex-m4-64, {}): {} ReLUs kept; offline {} B down / {} B up; online {} B down / {} B up in {} flights; client storage {} B ({}); client {} cycles; online latency {} us",
+                protocol_name,
+                link_name,
+                t.relus_kept,
+                t.offline.down,
+                t.offline.up,
+                t.online.down,
+                t.online.up,
+                t.flights,
+                t.client_storage,
+                t.fit.name(),
+                t.client_cycles,
+                t.online_latency_us
+            );
+        }
+    }
 }
 
 /// SysTick on the core clock, counting down over the full 24-bit range.
