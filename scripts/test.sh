@@ -41,6 +41,8 @@ step "pi-core for thumbv6m-none-eabi" \
     scripts/cross-build.sh build -p pi-core --target thumbv6m-none-eabi --locked
 
 step "tests (host workspace)" cargo test --workspace --locked
+# pi-core's docs carry the model format and the rounding rule: broken links fail the build.
+step "pi-core docs" env RUSTDOCFLAGS="-D warnings" cargo doc -p pi-core --no-deps --locked
 step "benchmarks compile" cargo bench --workspace --no-run --locked
 
 if [[ -x pi-core/fuzz/run.sh ]]; then
