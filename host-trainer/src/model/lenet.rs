@@ -6,7 +6,7 @@ use super::spec::{Chw, NetSpec, SpecBuilder, SpecError};
 
 /// Default width: channels of the first conv (the second has twice as many, the hidden fc
 /// eight times as many).
-pub const DEFAULT_WIDTH: usize = 32;
+pub const DEFAULT_WIDTH: usize = 16;
 
 /// The graph for inputs of `input` shape (28x28 expected).
 pub fn spec(input: Chw, width: usize, classes: usize) -> Result<NetSpec, SpecError> {

@@ -75,6 +75,20 @@ impl Net {
         }
     }
 
+    /// Fresh parameters drawn from the device RNG seeded with `seed`, reproducibly: burn's RNG
+    /// is shared and parameters are initialised lazily, so seeding, construction and
+    /// materialisation happen under one lock (concurrent runs in one process, e.g. tests, would
+    /// otherwise interleave their draws).
+    pub fn seeded(spec: &NetSpec, device: &Device, seed: u64) -> Self {
+        static INIT: std::sync::Mutex<()> = std::sync::Mutex::new(());
+        let _guard = INIT.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        device.seed(seed);
+        let net = Self::new(spec, device);
+        // Reading every parameter forces the lazy initialisers to run now, under the lock.
+        let _ = net.clone().into_record();
+        net
+    }
+
     /// Logits `[n, classes]` for images `[n, c, h, w]`.
     pub fn forward(&self, input: Tensor<4>) -> Tensor<2> {
         let out = self.forward_all(input, false);

@@ -191,8 +191,7 @@ fn run_epochs(
         cfg.backend
     ));
 
-    device.seed(cfg.seed);
-    let mut model = Net::new(&spec, &device);
+    let mut model = Net::seeded(&spec, &device, cfg.seed);
     let mut optim = make_optimizer(cfg);
     let mut state = TrainState {
         epochs_done: 0,
