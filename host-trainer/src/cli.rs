@@ -152,7 +152,7 @@ struct TrainArgs {
     /// Share of the training set held out for validation.
     #[arg(long)]
     val_fraction: Option<f64>,
-    /// Use only the first N training images.
+    /// Use only N training images (a seeded random subset).
     #[arg(long)]
     train_limit: Option<usize>,
     /// Disable augmentation (CIFAR-10 augments by default).

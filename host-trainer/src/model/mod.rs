@@ -183,6 +183,11 @@ mod tests {
             .spec(cifar(), None, 10)
             .expect("spec");
         assert_eq!(r20.total_relus(), 16_384 + 98_304 + 49_152 + 24_576);
+        // ResNet-32 (CIFAR): 303,104, as cryptonite's count_relus gives (linearization.md §1.2).
+        let r32 = Arch::Resnet { depth: 32 }
+            .spec(cifar(), None, 10)
+            .expect("spec");
+        assert_eq!(r32.total_relus(), 303_104);
         let r8 = Arch::Resnet { depth: 8 }
             .spec(cifar(), Some(16), 10)
             .expect("spec");

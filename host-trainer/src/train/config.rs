@@ -44,7 +44,8 @@ pub struct TrainConfig {
     pub seed: u64,
     /// Share of the training set held out for validation (model selection).
     pub val_fraction: f64,
-    /// Use only the first N training images (before the validation split), for quick runs.
+    /// Use only N training images (a seeded random subset, before the validation split), for
+    /// quick runs.
     pub train_limit: Option<usize>,
     /// Random crop (pad 4) + horizontal flip on training images.
     pub augment: bool,

@@ -75,9 +75,16 @@ struct RunData {
 
 fn load_data(cfg: &TrainConfig) -> Result<RunData> {
     let tt = data::load(cfg.dataset, &cfg.data_paths())?;
+    // A seeded random subset: the sets can be sorted by class (CIFAR-10 is), so the first N
+    // images could all share one label.
     let full = match cfg.train_limit {
-        Some(n) => tt.train.truncate(n),
-        None => tt.train,
+        Some(n) if n < tt.train.len() => {
+            let mut idx = Rng::derive(cfg.seed, 0x5B5E7).permutation(tt.train.len());
+            idx.truncate(n);
+            idx.sort_unstable();
+            tt.train.select(&idx)
+        }
+        _ => tt.train,
     };
     let (train, val) = split::train_val(&full, cfg.val_fraction, cfg.seed);
     Ok(RunData {
