@@ -74,6 +74,14 @@ fn missing_or_corrupt_checkpoint_is_a_clear_error() {
     let err = resume(&run, None, &quiet(None)).expect_err("no run");
     assert!(format!("{err:#}").contains("not a run folder"), "{err:#}");
 
+    // A start that fails before its first checkpoint (missing dataset) leaves nothing to
+    // resume, and does not block a new start in the same folder.
+    let mut no_data = cfg(2);
+    no_data.dataset = host_trainer::data::DatasetKind::Mnist;
+    no_data.data_dir = Some(dir.path().join("no-such-data"));
+    let err = train(&no_data, &run, &quiet(None)).expect_err("missing data");
+    assert!(format!("{err:#}").contains("fetch-datasets.sh"), "{err:#}");
+
     train(&cfg(2), &run, &quiet(Some(1))).expect("one epoch");
     let rd = RunDir::new(&run);
 

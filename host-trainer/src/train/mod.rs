@@ -109,11 +109,13 @@ fn make_optimizer(cfg: &TrainConfig) -> ModuleOptimizer {
     }
 }
 
-/// Starts a new run in `run_dir` (created if needed). Fails if the folder already holds a run:
-/// use [`resume`] to continue it.
+/// Starts a new run in `run_dir` (created if needed). Fails if the folder already holds a run
+/// with a checkpoint: use [`resume`] to continue it.
 pub fn train(cfg: &TrainConfig, run_dir: &Path, opts: &RunOptions) -> Result<TrainSummary> {
     let run = RunDir::new(run_dir);
-    if run.config().exists() || run.checkpoint().exists() {
+    // A folder whose run never finished an epoch (e.g. the dataset was missing) has nothing
+    // to lose: starting over in it is allowed.
+    if run.checkpoint().exists() {
         bail!(
             "{} already holds a run: continue it with `train --resume --out {0}` or choose another --out",
             run_dir.display()
