@@ -70,6 +70,10 @@ enum Command {
         #[arg(long)]
         quiet: bool,
     },
+    /// Linearize a trained model to a ReLU budget (snl, autorep, senet, streamlinet, deepreduce).
+    Linearize(crate::linearize::args::LinearizeArgs),
+    /// Linearize with several methods and budgets: results.csv and plots.
+    Sweep(crate::sweep::SweepArgs),
     /// Print the ReLU count per layer of an architecture.
     Relus {
         /// Architecture.
@@ -281,13 +285,13 @@ fn demo(out: &Path, epochs: usize, seed: u64, quiet: bool) -> Result<()> {
     )?;
     print_summary(&s);
 
-    // == 2/4 linearize: the place for the ReLU-budget methods (SNL/SENet/AutoReP-style), added
-    // by a later issue. They will fine-tune `run` with learned binary masks; export below
-    // already writes whatever masks the model holds.
+    let lin = run.join("linearized");
     println!(
-        "== 2/4 linearize: not implemented yet (all {} ReLUs kept)",
-        s.relus
+        "== 2/4 linearize: SENet to 10% of the {} ReLUs, KD fine-tune -> {}",
+        s.relus,
+        lin.display()
     );
+    crate::linearize::print_quick(&crate::linearize::run_quick(&run, &lin, quiet)?);
 
     let model = run.join("model.pic");
     println!(
@@ -353,6 +357,8 @@ fn run(cli: Cli) -> Result<()> {
             seed,
             quiet,
         } => demo(&out, epochs, seed, quiet)?,
+        Command::Linearize(a) => crate::linearize::args::run(a)?,
+        Command::Sweep(a) => crate::sweep::run(a)?,
         Command::Relus {
             arch,
             dataset,

@@ -67,13 +67,14 @@ pub struct TrainSummary {
 }
 
 /// Data of a run: training (after the validation hold-out), validation, test.
-struct RunData {
-    train: ImageSet,
-    val: ImageSet,
-    test: ImageSet,
+pub(crate) struct RunData {
+    pub(crate) train: ImageSet,
+    pub(crate) val: ImageSet,
+    pub(crate) test: ImageSet,
 }
 
-fn load_data(cfg: &TrainConfig) -> Result<RunData> {
+/// The data a run trains, validates and tests on (linearization reuses its teacher's split).
+pub(crate) fn load_data(cfg: &TrainConfig) -> Result<RunData> {
     let tt = data::load(cfg.dataset, &cfg.data_paths())?;
     // A seeded random subset: the sets can be sorted by class (CIFAR-10 is), so the first N
     // images could all share one label.
