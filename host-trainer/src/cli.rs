@@ -287,7 +287,7 @@ fn demo(out: &Path, epochs: usize, seed: u64, quiet: bool) -> Result<()> {
 
     let lin = run.join("linearized");
     println!(
-        "== 2/4 linearize: SENet to 10% of the {} ReLUs, KD fine-tune -> {}",
+        "== 2/4 linearize: keep 10% of the {} ReLUs (learned masks, KD fine-tune) -> {}",
         s.relus,
         lin.display()
     );

@@ -74,6 +74,10 @@ pub struct ResultRow {
     pub fixed_test_acc: f64,
     /// Test images of the fixed-point evaluation.
     pub fixed_images: usize,
+    /// Float test accuracy on the same images as the fixed-point evaluation.
+    pub float_acc_fixed_images: f64,
+    /// Share of those images where the float and fixed-point models predict the same class.
+    pub agreement: f64,
     /// Teacher test accuracy.
     pub teacher_test_acc: f64,
     /// Mask-phase epochs + fine-tune epochs.
@@ -126,11 +130,11 @@ fn cell(a: &SweepArgs, m: Method, b: Budget) -> Result<(LinearizeSummary, EvalRe
 
 fn write_csv(path: &Path, rows: &[ResultRow]) -> Result<()> {
     let mut s = String::from(
-        "dataset,method,granularity,budget_arg,budget,kept,total,val_acc,test_acc,fixed_test_acc,fixed_images,teacher_test_acc,epochs,mask_epochs,train_images,wall_s,seed,projected\n",
+        "dataset,method,granularity,budget_arg,budget,kept,total,val_acc,test_acc,fixed_test_acc,fixed_images,float_acc_fixed_images,agreement,teacher_test_acc,epochs,mask_epochs,train_images,wall_s,seed,projected\n",
     );
     for r in rows {
         s.push_str(&format!(
-            "{},{},{},{},{},{},{},{:.4},{:.4},{:.4},{},{:.4},{},{},{},{:.1},{},{}\n",
+            "{},{},{},{},{},{},{},{:.4},{:.4},{:.4},{},{:.4},{:.4},{:.4},{},{},{},{:.1},{},{}\n",
             r.dataset,
             r.method,
             r.granularity,
@@ -142,6 +146,8 @@ fn write_csv(path: &Path, rows: &[ResultRow]) -> Result<()> {
             r.test_acc,
             r.fixed_test_acc,
             r.fixed_images,
+            r.float_acc_fixed_images,
+            r.agreement,
             r.teacher_test_acc,
             r.epochs,
             r.mask_epochs,
@@ -190,6 +196,8 @@ pub fn run(a: SweepArgs) -> Result<()> {
                         test_acc: s.test_acc.unwrap_or(f64::NAN),
                         fixed_test_acc: r.fixed_acc,
                         fixed_images: r.images,
+                        float_acc_fixed_images: r.float_acc.unwrap_or(f64::NAN),
+                        agreement: r.agreement.unwrap_or(f64::NAN),
                         teacher_test_acc: s.teacher_test_acc.unwrap_or(f64::NAN),
                         epochs: s.mask_epochs + s.finetune_epochs,
                         mask_epochs: s.mask_epochs,

@@ -43,6 +43,9 @@ pub struct ScheduleArgs {
     /// AutoReP density-hinge weight.
     #[arg(long)]
     pub autorep_lambda: Option<f64>,
+    /// SENet attention-transfer weight β.
+    #[arg(long)]
+    pub at_beta: Option<f64>,
     /// Seed.
     #[arg(long, default_value_t = 1)]
     pub seed: u64,
@@ -76,6 +79,9 @@ impl ScheduleArgs {
         }
         if let Some(v) = self.autorep_lambda {
             c.autorep_lambda = v;
+        }
+        if let Some(v) = self.at_beta {
+            c.at_beta = v;
         }
         c
     }

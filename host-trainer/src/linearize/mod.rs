@@ -1254,14 +1254,16 @@ pub struct QuickReport {
     pub eval: crate::eval::EvalReport,
 }
 
-/// Linearizes the model of the run folder `from` (the demo's digits CNN) with SENet to 10% of
-/// its ReLUs into `out` (4 mask + 4 fine-tune epochs: a few seconds on the digits), then exports
-/// it to `out/model.pic` and evaluates it through pi-core.
+/// Linearizes the model of the run folder `from` (the demo's digits CNN) to 10% of its ReLUs
+/// into `out` (4 mask + 4 fine-tune epochs: a few seconds on the digits), then exports it to
+/// `out/model.pic` and evaluates it through pi-core. StreamliNet (reconstruction) is used: its
+/// per-layer top-k keeps every step exactly on budget, so the short schedule needs no
+/// projection.
 pub fn run_quick(from: &Path, out: &Path, quiet: bool) -> Result<QuickReport> {
     let cfg = LinearizeConfig {
         mask_epochs: 4,
         finetune_epochs: 4,
-        ..LinearizeConfig::new(Method::Senet, Budget::Fraction(0.1), from)
+        ..LinearizeConfig::new(Method::Streamlinet, Budget::Fraction(0.1), from)
     };
     let summary = linearize(
         &cfg,
@@ -1279,7 +1281,8 @@ pub fn run_quick(from: &Path, out: &Path, quiet: bool) -> Result<QuickReport> {
 pub fn print_quick(q: &QuickReport) {
     let s = &q.summary;
     println!(
-        "ReLUs {} -> {} ({:.1}% kept, budget {}); test accuracy {:.2}% -> {:.2}% (float), pi-core {:.2}%",
+        "{}: ReLUs {} -> {} ({:.1}% kept, budget {}); test accuracy {:.2}% -> {:.2}% (float), pi-core {:.2}%",
+        s.method.name(),
         s.total,
         q.eval.relus_kept,
         100.0 * q.eval.relus_kept as f64 / s.total.max(1) as f64,
