@@ -122,20 +122,23 @@ fn accuracy_chart<DB: DrawingBackend>(
         .margin(12)
         .x_label_area_size(45)
         .y_label_area_size(55)
-        .build_cartesian_2d((xmin..xmax * 1.25).log_scale(), (ymin - 1.0)..100.5)
+        // log10 of the count on a linear axis: plotters' log axis labels only the decades.
+        .build_cartesian_2d(xmin.log10()..(xmax * 1.25).log10(), (ymin - 1.0)..100.5)
         .map_err(err)?;
     chart
         .configure_mesh()
+        .x_labels(10)
+        .light_line_style(RGBColor(238, 238, 238))
         .x_desc("kept ReLUs per image (log scale)")
         .y_desc("test accuracy (%)")
         .label_style((FONT, 14))
-        .x_label_formatter(&|v| format!("{v:.0}"))
+        .x_label_formatter(&|v| round2(10f64.powf(*v)))
         .draw()
         .map_err(err)?;
     if let Some(t) = teacher {
         chart
             .draw_series(LineSeries::new(
-                [(xmin, t), (xmax * 1.25, t)],
+                [(xmin.log10(), t), ((xmax * 1.25).log10(), t)],
                 BLACK.mix(0.5).stroke_width(1),
             ))
             .map_err(err)?
@@ -143,7 +146,7 @@ fn accuracy_chart<DB: DrawingBackend>(
             .legend(|(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], BLACK.mix(0.5)));
     }
     for (i, s) in series.iter().enumerate() {
-        let mut pts = s.points.clone();
+        let mut pts: Vec<(f64, f64)> = s.points.iter().map(|&(x, y)| (x.log10(), y)).collect();
         pts.sort_by(|a, b| a.0.total_cmp(&b.0));
         let c = color(i);
         chart
@@ -164,6 +167,15 @@ fn accuracy_chart<DB: DrawingBackend>(
         .draw()
         .map_err(err)?;
     Ok(())
+}
+
+/// `v` to two significant digits, without a fraction (axis labels).
+fn round2(v: f64) -> String {
+    if v < 10.0 {
+        return format!("{v:.1}");
+    }
+    let p = 10f64.powi(v.log10().floor() as i32 - 1);
+    format!("{:.0}", (v / p).round() * p)
 }
 
 /// Accuracy against kept ReLUs (log x), one line per method, plus the teacher as a reference.
@@ -210,6 +222,7 @@ fn allocation_chart<DB: DrawingBackend>(
                 String::new()
             }
         })
+        .light_line_style(RGBColor(238, 238, 238))
         .x_desc("ReLU layer")
         .y_desc("ReLUs kept (% of the layer)")
         .label_style((FONT, 14))
