@@ -1025,6 +1025,16 @@ fn drive(
             ctx.log.line(&note);
             st.notes.push(note);
             st.projected = true;
+            if ctx.kept(&p) < budget::floor_of(ctx.budget) {
+                // Whole channels of H·W ReLUs cannot always add up to within 3% of the budget.
+                let note = format!(
+                    "the budget is not reachable within 97% with {:?} units: {} ReLUs kept",
+                    cfg.granularity,
+                    ctx.kept(&p)
+                );
+                ctx.log.line(&note);
+                st.notes.push(note);
+            }
             p
         } else {
             masks
