@@ -27,7 +27,15 @@ restore() {
 }
 trap restore EXIT
 
-trainer() { cargo run -q --release -p host-trainer -- "$@"; }
+# PI_TRAINER_TARGET_DIR: a cargo target dir for the trainer only (reuse an existing release build
+# of burn); the firmware always builds in its own workspace's target dir.
+trainer() {
+    if [[ -n ${PI_TRAINER_TARGET_DIR:-} ]]; then
+        CARGO_TARGET_DIR=$PI_TRAINER_TARGET_DIR cargo run -q --release -p host-trainer -- "$@"
+    else
+        cargo run -q --release -p host-trainer -- "$@"
+    fi
+}
 
 echo "firmware-budgets: training the digits teacher" >&2
 trainer train --dataset digits --seed 1 --out "$work/teacher" >"$work/train.log" 2>&1
