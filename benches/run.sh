@@ -30,7 +30,8 @@ host_inference() {
         >"$OUT/criterion.log" 2>&1
     {
         echo "Measured $(date -u +%Y-%m-%d) on $(machine); \`cargo bench -p benches --bench inference\`"
-        echo "(criterion mean; MAC/s counts every multiply-accumulate of conv and linear layers)."
+        echo "(criterion mean; MAC/s counts every multiply-accumulate of conv and linear layers;"
+        echo "1-minute load average when it started: $(cut -d' ' -f1 /proc/loadavg), on $(nproc) cores)."
         echo
         echo "| Case | MACs | Mean time | Throughput |"
         echo "|---|---:|---:|---:|"
