@@ -3,9 +3,10 @@
 # markers) from fresh measurements:
 #   host-inference   criterion wall clock of pi-core inference per reference model
 #   host-callgrind   instructions per inference and per MAC (valgrind callgrind, exact counts)
+#   host-private     criterion wall clock of the PI building blocks (garbled ReLU, masks, shares, cost)
 #   firmware         Cortex-M4F instruction counts, flash and RAM under QEMU (scripts/run-firmware.sh)
 #
-#   benches/run.sh [host-inference] [host-callgrind] [firmware]     (default: all three)
+#   benches/run.sh [host-inference] [host-callgrind] [host-private] [firmware]   (default: all)
 #
 # Needs valgrind for callgrind and what scripts/setup-firmware.sh installs for the firmware table.
 set -euo pipefail
@@ -15,7 +16,7 @@ OUT=$(mktemp -d)
 trap 'rm -rf "$OUT"' EXIT
 
 sections=("$@")
-[[ ${#sections[@]} -gt 0 ]] || sections=(host-inference host-callgrind firmware)
+[[ ${#sections[@]} -gt 0 ]] || sections=(host-inference host-callgrind host-private firmware)
 
 machine() {
     printf '%s, %s cores, %s' "$(uname -m)" "$(nproc)" "$(rustc --version | cut -d' ' -f1-2)"
@@ -50,6 +51,43 @@ for case in sorted(os.listdir(group)):
     print(f"| `{case}` | {macs:,} | {time} | {macs/mean_ns:.2f} GMAC/s |")
 PY
     } >"$OUT/host-inference.md"
+}
+
+host_private() {
+    cargo bench -p benches --bench private -- --warm-up-time 2 --measurement-time 5 \
+        >"$OUT/private.log" 2>&1
+    {
+        echo "Measured $(date -u +%Y-%m-%d) on $(machine); \`cargo bench -p benches --bench private\`"
+        echo "(criterion mean; 1-minute load average when it started: $(cut -d' ' -f1 /proc/loadavg))."
+        echo
+        echo "| Operation | Mean time | Throughput |"
+        echo "|---|---:|---:|"
+        python3 - "$ROOT/target/criterion" <<'PY'
+import json, os, sys
+root = sys.argv[1]
+for group in ("garbled_relu", "chacha20_masks", "conv_on_shares", "cost_model"):
+    gdir = os.path.join(root, group)
+    if not os.path.isdir(gdir):
+        continue
+    for case in sorted(os.listdir(gdir)):
+        new = os.path.join(gdir, case, "new")
+        if not os.path.exists(os.path.join(new, "estimates.json")):
+            continue
+        mean = json.load(open(os.path.join(new, "estimates.json")))["mean"]["point_estimate"]
+        bench = json.load(open(os.path.join(new, "benchmark.json")))
+        thr = bench.get("throughput") or {}
+        name = bench.get("full_id", f"{group}/{case}")
+        time = f"{mean/1e6:.3f} ms" if mean >= 1e5 else f"{mean/1e3:.2f} µs"
+        if "Elements" in thr:
+            unit = "AND gates/s" if group == "garbled_relu" else "MAC/s"
+            rate = f"{thr['Elements']/mean*1e3:.1f} M{unit}"
+        elif "Bytes" in thr:
+            rate = f"{thr['Bytes']/mean:.2f} GB/s"
+        else:
+            rate = ""
+        print(f"| `{name}` | {time} | {rate} |")
+PY
+    } >"$OUT/host-private.md"
 }
 
 host_callgrind() {
@@ -112,6 +150,7 @@ for section in "${sections[@]}"; do
     case $section in
         host-inference) host_inference ;;
         host-callgrind) host_callgrind ;;
+        host-private) host_private ;;
         firmware) firmware ;;
         *) echo "run.sh: unknown section $section" >&2; exit 2 ;;
     esac
