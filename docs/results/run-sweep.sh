@@ -21,3 +21,12 @@ for d in mnist fashion; do
   $HT sweep --from $R/teacher-$d --budgets $BUDGETS --out $R/sweep-$d \
     --mask-epochs 2 --finetune-epochs 2 --train-limit 6000 --val-limit 2000 --fixed-limit 2000 --quiet
 done
+
+# Channel masks on the digits, and the linear floor (all ReLUs but one removed).
+$HT sweep --from $R/teacher-digits --budgets $BUDGETS --out $R/sweep-digits-channel \
+  --granularity channel --mask-epochs 4 --finetune-epochs 4 --quiet
+for d in mnist fashion; do
+  [ -f $R/floor-$d/report.json ] || $HT linearize --method deepreduce --budget 1 --from $R/teacher-$d \
+    --out $R/floor-$d --mask-epochs 2 --finetune-epochs 2 --train-limit 6000 --val-limit 2000 \
+    --fixed-limit 2000 --quiet
+done

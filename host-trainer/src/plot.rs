@@ -111,11 +111,10 @@ fn accuracy_chart<DB: DrawingBackend>(
     let xs = series.iter().flat_map(|s| s.points.iter().map(|p| p.0));
     let ys = series.iter().flat_map(|s| s.points.iter().map(|p| p.1));
     let (xmin, xmax) = xs.fold((f64::MAX, 1.0f64), |(a, b), x| (a.min(x), b.max(x)));
-    let ymin = ys
+    let (ymin, ymax) = ys
         .chain(teacher)
-        .fold(100.0f64, f64::min)
-        .min(100.0)
-        .floor();
+        .fold((100.0f64, 0.0f64), |(a, b), y| (a.min(y), b.max(y)));
+    let (ymin, ymax) = (ymin.floor(), (ymax + 1.0).min(100.5));
     let xmin = (xmin.max(1.0) * 0.8).max(1.0);
     let mut chart = ChartBuilder::on(root)
         .caption(title, (FONT, 22))
@@ -123,7 +122,7 @@ fn accuracy_chart<DB: DrawingBackend>(
         .x_label_area_size(45)
         .y_label_area_size(55)
         // log10 of the count on a linear axis: plotters' log axis labels only the decades.
-        .build_cartesian_2d(xmin.log10()..(xmax * 1.25).log10(), (ymin - 1.0)..100.5)
+        .build_cartesian_2d(xmin.log10()..(xmax * 1.25).log10(), (ymin - 1.0)..ymax)
         .map_err(err)?;
     chart
         .configure_mesh()
