@@ -4,6 +4,7 @@
 #   host-inference   criterion wall clock of pi-core inference per reference model
 #   host-callgrind   instructions per inference and per MAC (valgrind callgrind, exact counts)
 #   host-private     criterion wall clock of the PI building blocks (garbled ReLU, masks, shares, cost)
+#   trainer          criterion wall clock of host-trainer forward and train step per architecture
 #   firmware         Cortex-M4F instruction counts, flash and RAM under QEMU (scripts/run-firmware.sh)
 #
 #   benches/run.sh [host-inference] [host-callgrind] [host-private] [firmware]   (default: all)
@@ -16,7 +17,7 @@ OUT=$(mktemp -d)
 trap 'rm -rf "$OUT"' EXIT
 
 sections=("$@")
-[[ ${#sections[@]} -gt 0 ]] || sections=(host-inference host-callgrind host-private firmware)
+[[ ${#sections[@]} -gt 0 ]] || sections=(host-inference host-callgrind host-private trainer firmware)
 
 machine() {
     printf '%s, %s cores, %s' "$(uname -m)" "$(nproc)" "$(rustc --version | cut -d' ' -f1-2)"
@@ -90,6 +91,32 @@ PY
     } >"$OUT/host-private.md"
 }
 
+trainer() {
+    local target=${CARGO_TARGET_DIR:-$ROOT/target}
+    cargo bench -p host-trainer --bench train_step -- --warm-up-time 1 --measurement-time 5 \
+        >"$OUT/trainer.log" 2>&1
+    {
+        echo "Measured $(date -u +%Y-%m-%d) on $(machine); \`cargo bench -p host-trainer --bench train_step\`"
+        echo "(criterion mean, burn flex backend, random images; 1-minute load average when it started:"
+        echo "$(cut -d' ' -f1 /proc/loadavg))."
+        echo
+        echo "| Architecture | Operation | Mean time | Images/s |"
+        echo "|---|---|---:|---:|"
+        python3 - "$target/criterion" <<'PY'
+import json, os, sys
+root = sys.argv[1]
+for group in sorted(d for d in os.listdir(root) if d.startswith("trainer_")):
+    for case in sorted(os.listdir(os.path.join(root, group))):
+        new = os.path.join(root, group, case, "new")
+        if not os.path.exists(os.path.join(new, "estimates.json")):
+            continue
+        mean = json.load(open(os.path.join(new, "estimates.json")))["mean"]["point_estimate"]
+        images = json.load(open(os.path.join(new, "benchmark.json")))["throughput"]["Elements"]
+        print(f"| {group[len('trainer_'):]} | {case} | {mean/1e6:.2f} ms | {images/mean*1e9:,.0f} |")
+PY
+    } >"$OUT/trainer.md"
+}
+
 host_callgrind() {
     command -v valgrind >/dev/null || { echo "run.sh: valgrind is not installed" >&2; exit 1; }
     cargo build -q --release -p benches --bin count-instructions
@@ -151,6 +178,7 @@ for section in "${sections[@]}"; do
         host-inference) host_inference ;;
         host-callgrind) host_callgrind ;;
         host-private) host_private ;;
+        trainer) trainer ;;
         firmware) firmware ;;
         *) echo "run.sh: unknown section $section" >&2; exit 2 ;;
     esac

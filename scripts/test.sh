@@ -43,7 +43,7 @@ step "pi-core for thumbv6m-none-eabi" \
 step "tests (host workspace)" cargo test --workspace --locked
 # pi-core's docs carry the model format and the rounding rule: broken links fail the build.
 step "pi-core docs" env RUSTDOCFLAGS="-D warnings" cargo doc -p pi-core --no-deps --locked
-step "benchmarks compile" cargo bench -p benches --no-run --locked
+step "benchmarks compile" cargo bench -p benches -p host-trainer --no-run --locked
 
 if [[ -x pi-core/fuzz/run.sh ]]; then
     step "fuzz the model parser (short run)" pi-core/fuzz/run.sh 60
