@@ -12,6 +12,8 @@
 //! - [`train`]: training runs (a run is a folder: config, checkpoints, metrics, model, report).
 //! - [`export`]: BatchNorm folding and quantization to a pi-core `.pic` file.
 //! - [`eval`]: test-set evaluation through pi-core next to the float model.
+//! - [`linearize`]: ReLU-budget linearization (SNL, AutoReP, SENet, StreamliNet, DeepReDuce) with
+//!   KD fine-tuning; [`sweep`] runs methods × budgets into `results.csv` and [`plot`]s.
 //!
 //! Backends: burn-flex (CPU, default feature `flex`), burn-ndarray (`ndarray`), CUDA (`cuda`);
 //! see [`backend`].

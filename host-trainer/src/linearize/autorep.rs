@@ -71,14 +71,15 @@ impl Hooks for AutorepHooks {
     }
 }
 
-fn h_of(ctx: &Ctx, s: &Student) -> Vec<Vec<bool>> {
-    let _ = ctx;
+/// The hysteresis state saved in the student.
+fn h_of(s: &Student) -> Vec<Vec<bool>> {
     s.aux
         .iter()
         .map(|p| to_f32_vec(p.val()).iter().map(|&v| v > 0.5).collect())
         .collect()
 }
 
+/// Saves the hysteresis state in the student (so checkpoints carry it).
 fn store_h(ctx: &Ctx, mut s: Student, h: &[Vec<bool>]) -> Student {
     for (l, (p, hl)) in s.aux.iter_mut().zip(h).enumerate() {
         let v: Vec<f32> = hl.iter().map(|&k| if k { 1.0 } else { 0.0 }).collect();
@@ -112,20 +113,14 @@ impl MethodImpl for Autorep {
         optim: &mut ModuleOptimizer,
         epoch: usize,
     ) -> Result<(Student, EpochStats)> {
-        let mut hooks = AutorepHooks { h: h_of(ctx, &s) };
+        let mut hooks = AutorepHooks { h: h_of(&s) };
         st.lambda = ctx.cfg.autorep_lambda;
         let (s, e) = mask_phase_epoch(ctx, st, s, optim, epoch, &Weights::ce_kd(), &mut hooks)?;
         Ok((store_h(ctx, s, &hooks.h), e))
     }
 
-    fn eval_masks(&self, ctx: &Ctx, _st: &LinState, s: &Student) -> Option<Vec<Tensor<3>>> {
-        Some(
-            s.aux
-                .iter()
-                .map(|p| p.val())
-                .take(ctx.units.len())
-                .collect(),
-        )
+    fn eval_masks(&self, _ctx: &Ctx, _st: &LinState, s: &Student) -> Option<Vec<Tensor<3>>> {
+        Some(s.aux.iter().map(|p| p.val()).collect())
     }
 
     fn finalize(
@@ -134,7 +129,7 @@ impl MethodImpl for Autorep {
         _st: &mut LinState,
         s: &Student,
     ) -> Result<(Vec<Vec<bool>>, Vec<Vec<f32>>)> {
-        Ok((h_of(ctx, s), ctx.gate_vecs(s)))
+        Ok((h_of(s), ctx.gate_vecs(s)))
     }
 }
 
