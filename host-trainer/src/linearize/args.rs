@@ -128,6 +128,18 @@ pub fn export_and_eval(out: &Path, fixed_limit: Option<usize>) -> Result<EvalRep
 
 /// Prints a summary.
 pub fn print_summary(s: &LinearizeSummary) {
+    if !s.completed {
+        println!(
+            "{} ({:?}): {} mask-phase and {} fine-tune epochs done, budget {} of {} ReLUs",
+            s.method.name(),
+            s.granularity,
+            s.mask_epochs,
+            s.finetune_epochs,
+            s.budget,
+            s.total
+        );
+        return;
+    }
     println!(
         "{} ({:?}): {} of {} ReLUs kept (budget {}){}",
         s.method.name(),
