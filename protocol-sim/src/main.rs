@@ -1,96 +1,85 @@
-//! `protocol-sim`: private-inference cost tables and end-to-end simulated runs.
-//!
-//! ```text
-//! protocol-sim cost (--arch A [--budget N] | --model M.pic) [--protocol P] [--bits B]
-//!                   [--device D] [--link L] [--json]
-//! protocol-sim run --model M.pic [--dataset D] [--samples K] [--seed S] [--tcp]
-//!                  [--device D] [--link L] [--json]
-//! ```
+//! `protocol-sim`: private-inference cost tables, end-to-end runs in one process, and the server
+//! and client as separate processes. `protocol-sim <command> --help` lists every option.
 
-use std::collections::HashMap;
-use std::path::Path;
+use std::collections::HashSet;
+use std::io::Write as _;
+use std::net::{TcpListener, TcpStream, ToSocketAddrs};
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
+use clap::{Args, Parser, Subcommand, ValueEnum};
 use pi_core::Model;
-use pi_core::cost::{CostModel, DEVICES, DeviceProfile, LINKS, LinkProfile, Protocol};
+use pi_core::cost::{
+    CostModel, CostReport, DEVICES, DeviceProfile, Direction, LINKS, LinkProfile, Protocol, Totals,
+};
+use pi_core::share::Delivery;
 use pi_core::share::tolerance::output_tolerance;
-use protocol_sim::dataset::{self, Target};
-use protocol_sim::run::{Mode, infer};
-use protocol_sim::{SimError, arch, report};
+use protocol_sim::channel::{Meter, Metered, configure_tcp};
+use protocol_sim::dataset::{self, Sample, Target};
+use protocol_sim::entropy::{Entropy, INSECURE_SEED_WARNING};
+use protocol_sim::run::{Inference, Mode, Options, architecture_only, run_session};
+use protocol_sim::{SimError, arch, report, session};
 use serde_json::json;
 
-const USAGE: &str = "usage:
-  protocol-sim cost (--arch A [--budget N] | --model M.pic) [--protocol P] [--bits B]
-                    [--device D] [--link L] [--json]
-  protocol-sim run --model M.pic [--dataset D] [--samples K] [--seed S] [--tcp]
-                   [--device D] [--link L] [--json]
-protocols: delphi, ring-gc (default), cryptflow2, cheetah (--bits 32|37|41|64, default 64)
-datasets: random (default), digits, mnist, fashion-mnist, or a samples file";
-
-struct Args {
-    flags: HashMap<String, String>,
-    switches: Vec<String>,
+#[derive(Parser)]
+#[command(
+    name = "protocol-sim",
+    version,
+    about = "Private inference of pi-core models: cost tables, simulated runs, server and client"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
 }
 
-impl Args {
-    fn parse(args: &[String]) -> Result<Self, SimError> {
-        let mut flags = HashMap::new();
-        let mut switches = Vec::new();
-        let mut it = args.iter();
-        while let Some(a) = it.next() {
-            let Some(name) = a.strip_prefix("--") else {
-                return Err(SimError::Usage(format!(
-                    "unexpected argument {a:?}\n{USAGE}"
-                )));
-            };
-            match name {
-                "json" | "tcp" => switches.push(name.to_string()),
-                _ => {
-                    let v = it
-                        .next()
-                        .ok_or_else(|| SimError::Usage(format!("--{name} needs a value")))?;
-                    flags.insert(name.to_string(), v.clone());
-                }
-            }
-        }
-        Ok(Self { flags, switches })
-    }
+#[derive(Subcommand)]
+enum Command {
+    /// Price a private inference with the cost model (per layer and in total).
+    Cost(CostArgs),
+    /// Run private inferences end to end in one process and check them against plaintext.
+    Run(RunArgs),
+    /// Serve private inferences: the server with the weights, and the dealer standing in for
+    /// HE and OT.
+    Serve(ServeArgs),
+    /// Run private inferences as the client against a `serve` process.
+    Client(ClientArgs),
+}
 
-    fn get(&self, name: &str) -> Option<&str> {
-        self.flags.get(name).map(String::as_str)
-    }
+/// Protocol, device and link of the cost model.
+#[derive(Args)]
+struct Pricing {
+    /// Protocol: delphi, ring-gc, cryptflow2 or cheetah.
+    #[arg(long, default_value = "ring-gc")]
+    protocol: String,
+    /// Ring width of cryptflow2/cheetah: 32, 37, 41 or 64.
+    #[arg(long, default_value_t = 64)]
+    bits: u8,
+    /// Client device preset.
+    #[arg(long, default_value = "cortex-m4-64")]
+    device: String,
+    /// Network preset.
+    #[arg(long, default_value = "lte")]
+    link: String,
+}
 
-    fn switch(&self, name: &str) -> bool {
-        self.switches.iter().any(|s| s == name)
-    }
-
-    fn number<T: std::str::FromStr>(&self, name: &str, default: T) -> Result<T, SimError> {
-        match self.get(name) {
-            None => Ok(default),
-            Some(v) => v
-                .parse()
-                .map_err(|_| SimError::Usage(format!("--{name}: not a number: {v:?}"))),
-        }
-    }
-
-    fn cost_model(&self) -> Result<CostModel, SimError> {
-        let bits = self.number("bits", 64u8)?;
-        let protocol = Protocol::by_name(self.get("protocol").unwrap_or("ring-gc"), bits)
-            .map_err(|e| SimError::Usage(e.to_string()))?;
-        let device_name = self.get("device").unwrap_or("cortex-m4-64");
-        let device = DeviceProfile::by_name(device_name).ok_or_else(|| {
+impl Pricing {
+    fn model(&self) -> Result<CostModel, SimError> {
+        let protocol = Protocol::by_name(&self.protocol, self.bits)
+            .map_err(|e| SimError::Usage(format!("--protocol {}: {e}", self.protocol)))?;
+        let device = DeviceProfile::by_name(&self.device).ok_or_else(|| {
             let names: Vec<_> = DEVICES.iter().map(|d| d.name).collect();
             SimError::Usage(format!(
-                "unknown device {device_name:?} (known: {})",
+                "unknown device {:?} (known: {})",
+                self.device,
                 names.join(", ")
             ))
         })?;
-        let link_name = self.get("link").unwrap_or("lte");
-        let link = LinkProfile::by_name(link_name).ok_or_else(|| {
+        let link = LinkProfile::by_name(&self.link).ok_or_else(|| {
             let names: Vec<_> = LINKS.iter().map(|l| l.name).collect();
             SimError::Usage(format!(
-                "unknown link {link_name:?} (known: {})",
+                "unknown link {:?} (known: {})",
+                self.link,
                 names.join(", ")
             ))
         })?;
@@ -98,22 +87,180 @@ impl Args {
     }
 }
 
-fn read_model(path: &str) -> Result<Vec<u8>, SimError> {
-    std::fs::read(path).map_err(|e| SimError::Usage(format!("model file {path}: {e}")))
+/// How the client's offline material reaches it.
+#[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum DeliveryArg {
+    /// Sent before the online phase; the client stores it.
+    Stored,
+    /// Streamed during the online phase just before the client uses it.
+    Streamed,
+}
+
+impl From<DeliveryArg> for Delivery {
+    fn from(d: DeliveryArg) -> Self {
+        match d {
+            DeliveryArg::Stored => Delivery::Stored,
+            DeliveryArg::Streamed => Delivery::Streamed,
+        }
+    }
+}
+
+#[derive(Args)]
+struct CostArgs {
+    /// A standard architecture (resnet18, resnet20, resnet32, digits-cnn, lenet).
+    #[arg(long, conflicts_with = "model", required_unless_present = "model")]
+    arch: Option<String>,
+    /// Kept ReLUs for --arch (same keep fraction in every ReLU layer).
+    #[arg(long, requires = "arch")]
+    budget: Option<u64>,
+    /// An exported pi-core model file.
+    #[arg(long)]
+    model: Option<PathBuf>,
+    #[command(flatten)]
+    pricing: Pricing,
+    /// Force the material delivery (default: streamed only when it fits neither RAM nor flash).
+    #[arg(long, value_enum)]
+    delivery: Option<DeliveryArg>,
+    /// JSON instead of a table.
+    #[arg(long)]
+    json: bool,
+}
+
+/// Where the inputs come from.
+#[derive(Args)]
+struct Inputs {
+    /// random, digits, mnist, fashion-mnist, or a samples file (`label v0 v1 ...` per line).
+    #[arg(long, default_value = "random")]
+    dataset: String,
+    /// How many samples.
+    #[arg(long, default_value_t = 10)]
+    samples: usize,
+}
+
+/// Randomness and patience shared by the commands that run the protocol.
+#[derive(Args)]
+struct Session {
+    /// Reproducible randomness from this public number. INSECURE: for tests and benchmarks
+    /// only; by default every seed, label and mask comes from the operating system.
+    #[arg(long)]
+    seed: Option<u64>,
+    /// Seconds to wait for the peer before giving up.
+    #[arg(long, default_value_t = 60.0)]
+    timeout: f64,
+}
+
+impl Session {
+    fn timeout(&self) -> Result<Duration, SimError> {
+        Duration::try_from_secs_f64(self.timeout)
+            .ok()
+            .filter(|d| !d.is_zero())
+            .ok_or_else(|| {
+                SimError::Usage(format!(
+                    "--timeout {}: not a positive duration",
+                    self.timeout
+                ))
+            })
+    }
+
+    fn warn_if_seeded(&self) {
+        if self.seed.is_some() {
+            eprintln!("protocol-sim: {INSECURE_SEED_WARNING}");
+        }
+    }
+}
+
+#[derive(Args)]
+struct RunArgs {
+    /// The model file (the server's, with weights).
+    #[arg(long)]
+    model: PathBuf,
+    #[command(flatten)]
+    inputs: Inputs,
+    #[command(flatten)]
+    session: Session,
+    /// Connect the parties over TCP loopback instead of an in-process channel.
+    #[arg(long)]
+    tcp: bool,
+    /// How the client gets its material.
+    #[arg(long, value_enum, default_value = "stored")]
+    delivery: DeliveryArg,
+    #[command(flatten)]
+    pricing: Pricing,
+    /// JSON instead of tables.
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Args)]
+struct ServeArgs {
+    /// The model file (with weights).
+    #[arg(long)]
+    model: PathBuf,
+    /// Address to listen on (port 0 picks a free port; the chosen address is printed).
+    #[arg(long)]
+    listen: String,
+    /// Stop after this many sessions (exit status 1 if any failed); default: serve forever.
+    #[arg(long)]
+    sessions: Option<u64>,
+    /// Accept only this delivery (default: whatever the client asks for).
+    #[arg(long, value_enum)]
+    delivery: Option<DeliveryArg>,
+    #[command(flatten)]
+    session: Session,
+}
+
+#[derive(Args)]
+struct ClientArgs {
+    /// The server's address.
+    #[arg(long)]
+    connect: String,
+    /// The model file: only its architecture is used (the weights may be zero).
+    #[arg(long)]
+    model: PathBuf,
+    #[command(flatten)]
+    inputs: Inputs,
+    /// How the client gets its material.
+    #[arg(long, value_enum, default_value = "stored")]
+    delivery: DeliveryArg,
+    /// Also compare with the plaintext engine (test harness: needs the weights in --model).
+    #[arg(long)]
+    check: bool,
+    #[command(flatten)]
+    session: Session,
+    #[command(flatten)]
+    pricing: Pricing,
+}
+
+fn read_model(path: &Path) -> Result<Vec<u8>, SimError> {
+    std::fs::read(path).map_err(|e| SimError::Usage(format!("model file {}: {e}", path.display())))
+}
+
+fn load_inputs(
+    inputs: &Inputs,
+    model: &Model<'_>,
+    path: &Path,
+    seed: u64,
+) -> Result<Vec<Sample>, SimError> {
+    let target = Target {
+        elements: model.input_shape().elements(),
+        frac_bits: model.activation_frac_bits(),
+        model_path: Some(path),
+    };
+    let samples = dataset::load(&inputs.dataset, inputs.samples, seed, target)?;
+    if samples.is_empty() {
+        return Err(SimError::Usage("the dataset has no samples".into()));
+    }
+    Ok(samples)
 }
 
 /// Model bytes, its all-ReLU counterpart, and a description.
-fn cost_inputs(args: &Args) -> Result<(Vec<u8>, Vec<u8>, String), SimError> {
-    match (args.get("arch"), args.get("model")) {
+fn cost_inputs(args: &CostArgs) -> Result<(Vec<u8>, Vec<u8>, String), SimError> {
+    match (&args.arch, &args.model) {
         (Some(name), None) => {
             let mut spec = arch::spec(name)?;
             let all = spec.to_bytes()?;
-            let budget = args
-                .get("budget")
-                .map(|_| args.number("budget", 0u64))
-                .transpose()?;
-            arch::apply_budget(&mut spec, budget)?;
-            let what = match budget {
+            arch::apply_budget(&mut spec, args.budget)?;
+            let what = match args.budget {
                 Some(b) => format!("{name} (budget {b})"),
                 None => name.to_string(),
             };
@@ -122,20 +269,23 @@ fn cost_inputs(args: &Args) -> Result<(Vec<u8>, Vec<u8>, String), SimError> {
         (None, Some(path)) => {
             let bytes = read_model(path)?;
             let all = arch::all_relu(&Model::parse(&bytes)?.to_spec()).to_bytes()?;
-            Ok((bytes, all, path.to_string()))
+            Ok((bytes, all, path.display().to_string()))
         }
-        _ => Err(SimError::Usage(format!(
-            "cost needs exactly one of --arch or --model\n{USAGE}"
-        ))),
+        _ => Err(SimError::Usage(
+            "cost needs exactly one of --arch or --model".into(),
+        )),
     }
 }
 
-fn cost(args: &Args) -> Result<(), SimError> {
-    let m = args.cost_model()?;
+fn cost(args: &CostArgs) -> Result<(), SimError> {
+    let mut m = args.pricing.model()?;
+    if let Some(d) = args.delivery {
+        m = m.with_delivery(d.into());
+    }
     let (bytes, all_bytes, what) = cost_inputs(args)?;
     let report = m.estimate(&Model::parse(&bytes)?);
     let all = m.estimate(&Model::parse(&all_bytes)?).total;
-    if args.switch("json") {
+    if args.json {
         println!("{:#}", report::cost_json(&m, &what, &report, &all));
     } else {
         print!("{}", report::cost_table(&m, &what, &report, &all));
@@ -143,85 +293,108 @@ fn cost(args: &Args) -> Result<(), SimError> {
     Ok(())
 }
 
-fn run(args: &Args) -> Result<(), SimError> {
-    let m = args.cost_model()?;
+/// Agreement with plaintext and with the cost model over a batch of inferences.
+#[derive(Default)]
+struct Checks {
+    agree: usize,
+    correct: usize,
+    labelled: usize,
+    worst: u64,
+    exact_bytes: bool,
+}
+
+impl Checks {
+    fn of(results: &[Inference], samples: &[Sample], report: &CostReport) -> Self {
+        let mut c = Checks {
+            exact_bytes: true,
+            ..Checks::default()
+        };
+        for (r, s) in results.iter().zip(samples) {
+            c.agree += usize::from(r.argmax_agrees());
+            c.worst = c.worst.max(r.max_abs_diff());
+            c.exact_bytes &= matches_model(&r.stats, &report.total);
+            if let Some(label) = s.label {
+                c.labelled += 1;
+                c.correct += usize::from(protocol_sim::run::argmax(&r.private) == label as usize);
+            }
+        }
+        c
+    }
+}
+
+fn matches_model(stats: &protocol_sim::channel::Stats, t: &Totals) -> bool {
+    stats.total == t.online && stats.flights == t.flights
+}
+
+fn run(args: &RunArgs) -> Result<(), SimError> {
+    let delivery: Delivery = args.delivery.into();
+    let m = args.pricing.model()?.with_delivery(delivery);
     if !matches!(m.protocol, Protocol::RingGc) {
         return Err(SimError::Usage(
             "run simulates the ring-gc protocol only".into(),
         ));
     }
-    let path = args
-        .get("model")
-        .ok_or_else(|| SimError::Usage(format!("run needs --model\n{USAGE}")))?;
-    let bytes = read_model(path)?;
+    args.session.warn_if_seeded();
+    let bytes = read_model(&args.model)?;
     let model = Model::parse(&bytes)?;
-    let count = args.number("samples", 10usize)?;
-    let seed = args.number("seed", 1u64)?;
-    let mode = if args.switch("tcp") {
-        Mode::Tcp
-    } else {
-        Mode::Channel
-    };
-    let target = Target {
-        elements: model.input_shape().elements(),
-        frac_bits: model.activation_frac_bits(),
-        model_path: Some(Path::new(path)),
-    };
-    let samples = dataset::load(args.get("dataset").unwrap_or("random"), count, seed, target)?;
-    if samples.is_empty() {
-        return Err(SimError::Usage("the dataset has no samples".into()));
-    }
+    let samples = load_inputs(
+        &args.inputs,
+        &model,
+        &args.model,
+        args.session.seed.unwrap_or(1),
+    )?;
     let report = m.estimate(&model);
     let all_bytes = arch::all_relu(&model.to_spec()).to_bytes()?;
     let all = m.estimate(&Model::parse(&all_bytes)?).total;
     let tolerance = output_tolerance(&model);
-
-    let started = Instant::now();
-    let (mut agree, mut correct, mut labelled, mut worst, mut exact_bytes) = (0, 0, 0, 0u64, true);
-    let mut first = None;
-    for (i, s) in samples.iter().enumerate() {
-        let r = infer(&bytes, &s.input, seed.wrapping_add(i as u64), mode, false)?;
-        agree += usize::from(r.argmax_agrees());
-        worst = worst.max(r.max_abs_diff());
-        exact_bytes &=
-            r.stats.total == report.total.online && r.stats.flights == report.total.flights;
-        if let Some(label) = s.label {
-            labelled += 1;
-            correct += usize::from(protocol_sim::run::argmax(&r.private) == label as usize);
-        }
-        first.get_or_insert(r);
-    }
-    let secs = started.elapsed().as_secs_f64();
-    let n = samples.len();
-    let Some(first) = first else {
-        return Err(SimError::Usage("no samples".into()));
+    let options = Options {
+        seed: args.session.seed,
+        mode: if args.tcp { Mode::Tcp } else { Mode::Channel },
+        delivery,
+        capture: false,
+        timeout: args.session.timeout()?,
     };
-    if args.switch("json") {
+    let inputs: Vec<Vec<i32>> = samples.iter().map(|s| s.input.clone()).collect();
+    let started = Instant::now();
+    let (results, served) = run_session(&bytes, &inputs, &options)?;
+    let secs = started.elapsed().as_secs_f64();
+    let c = Checks::of(&results, &samples, &report);
+    let n = results.len();
+    let first = results
+        .first()
+        .ok_or(SimError::Usage("no samples".into()))?;
+    let path = args.model.display().to_string();
+    if args.json {
         let v = json!({
             "model": path,
             "samples": n,
-            "argmax_agree": agree,
-            "max_abs_diff": worst,
+            "delivery": delivery.name(),
+            "reproducible_seed": args.session.seed.is_some(),
+            "argmax_agree": c.agree,
+            "max_abs_diff": c.worst,
             "tolerance": tolerance,
-            "labelled": labelled,
-            "private_correct": correct,
-            "bytes_equal_model": exact_bytes,
+            "labelled": c.labelled,
+            "private_correct": c.correct,
+            "bytes_equal_model": c.exact_bytes,
             "measured_online_up": first.stats.total.up,
             "measured_online_down": first.stats.total.down,
             "measured_flights": first.stats.flights,
+            "material_bytes": served.material.down,
+            "control_bytes": served.control.up + served.control.down,
             "seconds": secs,
-            "cost": report::cost_json(&m, path, &report, &all),
+            "cost": report::cost_json(&m, &path, &report, &all),
         });
         println!("{v:#}");
     } else {
         println!(
-            "{path}: {n} private inferences ({}), ring-gc, {}",
-            if mode == Mode::Tcp {
+            "{path}: {n} private inferences ({}, {} material), ring-gc, {}",
+            if args.tcp {
                 "TCP loopback"
             } else {
                 "in-process channel"
             },
-            if exact_bytes {
+            delivery.name(),
+            if c.exact_bytes {
                 "measured bytes equal the cost model for every sample"
             } else {
                 "MEASURED BYTES DIFFER FROM THE COST MODEL"
@@ -229,19 +402,186 @@ fn run(args: &Args) -> Result<(), SimError> {
         );
         print!("{}", report::run_table(&report, &first.stats));
         println!(
-            "argmax agrees on {agree}/{n}; max |private - plaintext| = {worst} LSB (bound {tolerance})"
+            "argmax agrees on {}/{n}; max |private - plaintext| = {} LSB (bound {tolerance})",
+            c.agree, c.worst
         );
-        if labelled > 0 {
-            println!("private accuracy on labelled samples: {correct}/{labelled}");
+        if c.labelled > 0 {
+            println!(
+                "private accuracy on labelled samples: {}/{}",
+                c.correct, c.labelled
+            );
         }
         println!(
-            "{:.1} inferences/s ({:.3} s each, both parties and offline phase on this host)",
+            "{:.1} inferences/s ({:.3} s each, both parties and the offline phase on this host)",
             n as f64 / secs,
             secs / n as f64
         );
-        print!("{}", report::cost_table(&m, path, &report, &all));
+        print!("{}", report::cost_table(&m, &path, &report, &all));
     }
-    if agree * 1000 < n * 999 || worst > tolerance || !exact_bytes {
+    if c.agree * 1000 < n * 999 || c.worst > tolerance || !c.exact_bytes {
+        return Err(SimError::Usage(
+            "private results or bytes disagree with the plaintext/cost model".into(),
+        ));
+    }
+    Ok(())
+}
+
+fn serve(args: &ServeArgs) -> Result<(), SimError> {
+    args.session.warn_if_seeded();
+    let timeout = args.session.timeout()?;
+    let bytes = read_model(&args.model)?;
+    let model = Model::parse(&bytes)?;
+    let listener = TcpListener::bind(&args.listen)
+        .map_err(|e| SimError::Usage(format!("--listen {}: {e}", args.listen)))?;
+    println!(
+        "protocol-sim serve: listening on {}",
+        listener.local_addr()?
+    );
+    std::io::stdout().flush()?;
+    let mut entropy = match args.session.seed {
+        Some(s) => Entropy::reproducible(s, 1),
+        None => Entropy::os(),
+    };
+    let mut seen = HashSet::new();
+    let (mut served, mut failed) = (0u64, 0u64);
+    while args.sessions.is_none_or(|n| served < n) {
+        let (stream, peer) = listener.accept()?;
+        served += 1;
+        configure_tcp(&stream, timeout)?;
+        let mut io = Metered::new(
+            stream,
+            Meter::new(model.layer_count(), false),
+            Direction::Down,
+        );
+        let started = Instant::now();
+        let delivery = args.delivery.map(Delivery::from);
+        match session::serve(&model, &mut io, &mut entropy, &mut seen, delivery) {
+            Ok(log) => {
+                let last = log
+                    .inferences
+                    .last()
+                    .map(|i| i.stats.total)
+                    .unwrap_or_default();
+                println!(
+                    "session {served} from {peer}: {} inferences, {} material, {:.2} s; last online {} B up / {} B down in {} flights; material sent first {} B; framing {} B up / {} B down",
+                    log.inferences.len(),
+                    log.delivery.name(),
+                    started.elapsed().as_secs_f64(),
+                    last.up,
+                    last.down,
+                    log.inferences.last().map_or(0, |i| i.stats.flights),
+                    log.material.down,
+                    log.control.up,
+                    log.control.down,
+                );
+            }
+            Err(e) => {
+                failed += 1;
+                println!("session {served} from {peer}: failed: {e}");
+            }
+        }
+        std::io::stdout().flush()?;
+    }
+    if failed > 0 {
+        return Err(SimError::Usage(format!(
+            "{failed} of {served} sessions failed"
+        )));
+    }
+    Ok(())
+}
+
+fn connect(addr: &str, timeout: Duration) -> Result<TcpStream, SimError> {
+    let mut last = None;
+    let addrs = addr
+        .to_socket_addrs()
+        .map_err(|e| SimError::Usage(format!("--connect {addr}: {e}")))?;
+    for a in addrs {
+        match TcpStream::connect_timeout(&a, timeout) {
+            Ok(s) => return Ok(s),
+            Err(e) => last = Some(e),
+        }
+    }
+    Err(SimError::Usage(format!(
+        "--connect {addr}: {}",
+        last.map_or("no address".to_string(), |e| e.to_string())
+    )))
+}
+
+fn client(args: &ClientArgs) -> Result<(), SimError> {
+    args.session.warn_if_seeded();
+    let timeout = args.session.timeout()?;
+    let delivery: Delivery = args.delivery.into();
+    let m = args.pricing.model()?.with_delivery(delivery);
+    let bytes = read_model(&args.model)?;
+    let full = Model::parse(&bytes)?;
+    // The protocol only ever sees the architecture.
+    let arch_bytes = architecture_only(&full)?;
+    let model = Model::parse(&arch_bytes)?;
+    let samples = load_inputs(
+        &args.inputs,
+        &model,
+        &args.model,
+        args.session.seed.unwrap_or(1),
+    )?;
+    let stream = connect(&args.connect, timeout)?;
+    configure_tcp(&stream, timeout)?;
+    let mut io = Metered::new(
+        stream,
+        Meter::new(model.layer_count(), false),
+        Direction::Up,
+    );
+    let mut entropy = match args.session.seed {
+        Some(s) => Entropy::reproducible(s, 0),
+        None => Entropy::os(),
+    };
+    let inputs: Vec<Vec<i32>> = samples.iter().map(|s| s.input.clone()).collect();
+    let started = Instant::now();
+    let outcomes = session::client(&model, &mut io, &mut entropy, delivery, &inputs)?;
+    let secs = started.elapsed().as_secs_f64();
+    let report = m.estimate(&model);
+    let mut exact = true;
+    for (i, (o, s)) in outcomes.iter().zip(&samples).enumerate() {
+        exact &= matches_model(&o.stats, &report.total);
+        let class = protocol_sim::run::argmax(&o.output);
+        let label = s.label.map_or("-".to_string(), |l| l.to_string());
+        println!(
+            "sample {i}: predicted {class} (label {label}); online {} B up / {} B down in {} flights",
+            o.stats.total.up, o.stats.total.down, o.stats.flights
+        );
+    }
+    println!(
+        "{} private inferences in {secs:.2} s ({} material); {}",
+        outcomes.len(),
+        delivery.name(),
+        if exact {
+            "measured bytes equal the cost model for every sample"
+        } else {
+            "MEASURED BYTES DIFFER FROM THE COST MODEL"
+        }
+    );
+    let mut ok = exact;
+    if args.check {
+        let tolerance = output_tolerance(&full);
+        let mut arena = vec![0i32; full.arena_words()];
+        let (mut agree, mut worst) = (0, 0u64);
+        for (o, s) in outcomes.iter().zip(&samples) {
+            let plain = full.infer(&s.input, &mut arena)?;
+            agree +=
+                usize::from(protocol_sim::run::argmax(&o.output) == pi_core::fixed::argmax(plain));
+            worst = o
+                .output
+                .iter()
+                .zip(plain)
+                .map(|(&a, &b)| a.abs_diff(b as i64))
+                .fold(worst, u64::max);
+        }
+        println!(
+            "check against plaintext: argmax agrees on {agree}/{}; max |private - plaintext| = {worst} LSB (bound {tolerance})",
+            outcomes.len()
+        );
+        ok &= agree == outcomes.len() && worst <= tolerance;
+    }
+    if !ok {
         return Err(SimError::Usage(
             "private results or bytes disagree with the plaintext/cost model".into(),
         ));
@@ -250,14 +590,12 @@ fn run(args: &Args) -> Result<(), SimError> {
 }
 
 fn main() -> ExitCode {
-    let args: Vec<String> = std::env::args().skip(1).collect();
-    let result = match args.split_first() {
-        Some((cmd, rest)) => Args::parse(rest).and_then(|a| match cmd.as_str() {
-            "cost" => cost(&a),
-            "run" => run(&a),
-            _ => Err(SimError::Usage(USAGE.to_string())),
-        }),
-        None => Err(SimError::Usage(USAGE.to_string())),
+    let cli = Cli::parse();
+    let result = match &cli.command {
+        Command::Cost(a) => cost(a),
+        Command::Run(a) => run(a),
+        Command::Serve(a) => serve(a),
+        Command::Client(a) => client(a),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

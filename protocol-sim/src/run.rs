@@ -1,20 +1,21 @@
-//! One private inference end to end: offline phase, then client (pi-core) and server in separate
-//! threads with separate state, over a metered channel; then the check against plaintext.
+//! Private inferences end to end in one process: the server session and the client session
+//! (pi-core) in separate threads with separate state, over a metered in-process channel or TCP
+//! loopback; then the check against the plaintext engine.
 
-use std::io::{Read, Write};
+use std::collections::HashSet;
 use std::thread;
+use std::time::Duration;
 
 use pi_core::Model;
 use pi_core::cost::Direction;
-use pi_core::share::{Client, GcMaterial};
+use pi_core::share::Delivery;
 use pi_core::spec::OpSpec;
-use rand_chacha::ChaCha20Rng;
-use rand_chacha::rand_core::{RngCore, SeedableRng};
 
 use crate::SimError;
 use crate::channel::{Meter, Metered, Stats, pipe, tcp_loopback};
-use crate::offline;
-use crate::server::{self, ServerMessage};
+use crate::entropy::Entropy;
+use crate::server::ServerMessage;
+use crate::session::{self, ServedSession};
 
 /// How the parties are connected.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -26,6 +27,33 @@ pub enum Mode {
     Tcp,
 }
 
+/// How to run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Options {
+    /// Reproducible randomness from this public number (insecure), or the OS's (`None`).
+    pub seed: Option<u64>,
+    /// Connection between the parties.
+    pub mode: Mode,
+    /// How the client gets its material.
+    pub delivery: Delivery,
+    /// Keep every online payload in the stats (tests).
+    pub capture: bool,
+    /// How long either party waits for the other before giving up.
+    pub timeout: Duration,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Self {
+            seed: None,
+            mode: Mode::Channel,
+            delivery: Delivery::Stored,
+            capture: false,
+            timeout: Duration::from_secs(60),
+        }
+    }
+}
+
 /// The outcome of one private inference.
 #[derive(Debug, Clone)]
 pub struct Inference {
@@ -33,9 +61,9 @@ pub struct Inference {
     pub private: Vec<i64>,
     /// pi-core's plaintext output for the same input.
     pub plain: Vec<i32>,
-    /// What went over the wire.
+    /// What went over the wire in the online phase, as the client saw it.
     pub stats: Stats,
-    /// Kinds and sizes of the server's messages, in order.
+    /// Kinds and sizes of the server's online messages, in order.
     pub server_sent: Vec<(ServerMessage, usize)>,
 }
 
@@ -83,15 +111,89 @@ pub fn architecture_only(model: &Model<'_>) -> Result<Vec<u8>, SimError> {
     Ok(spec.to_bytes()?)
 }
 
-/// 32 seed bytes from a number (a stand-in for a true random source in the simulation).
-pub fn seed_bytes(seed: u64) -> [u8; 32] {
-    let mut out = [0u8; 32];
-    ChaCha20Rng::seed_from_u64(seed).fill_bytes(&mut out);
-    out
+/// The two parties' randomness for a run: the OS's, or two disjoint reproducible streams.
+pub fn entropies(seed: Option<u64>) -> (Entropy, Entropy) {
+    match seed {
+        None => (Entropy::os(), Entropy::os()),
+        Some(s) => (Entropy::reproducible(s, 0), Entropy::reproducible(s, 1)),
+    }
 }
 
-/// Runs one private inference of `model_bytes` on `input`. `seed` drives both parties' (and the
-/// dealer's) randomness; `capture` keeps every payload in the stats (for tests).
+/// Runs one session of private inferences of `model_bytes`, one per input, and checks each
+/// against the plaintext engine's output.
+pub fn run_session(
+    model_bytes: &[u8],
+    inputs: &[Vec<i32>],
+    options: &Options,
+) -> Result<(Vec<Inference>, ServedSession), SimError> {
+    let server_model = Model::parse(model_bytes)?;
+    let client_bytes = architecture_only(&server_model)?;
+    let client_model = Model::parse(&client_bytes)?;
+    let layers = server_model.layer_count();
+    let (mut client_entropy, mut server_entropy) = entropies(options.seed);
+    let client_meter = Meter::new(layers, options.capture);
+    let server_meter = Meter::new(layers, false);
+
+    let (outcomes, served) = thread::scope(|scope| -> Result<_, SimError> {
+        macro_rules! parties {
+            ($client_end:expr, $server_end:expr) => {{
+                let (client_end, server_end) = ($client_end, $server_end);
+                let server = scope.spawn(|| {
+                    let mut io = Metered::new(server_end, server_meter.clone(), Direction::Down);
+                    session::serve(
+                        &server_model,
+                        &mut io,
+                        &mut server_entropy,
+                        &mut HashSet::new(),
+                        Some(options.delivery),
+                    )
+                });
+                let client = scope.spawn(|| {
+                    let mut io = Metered::new(client_end, client_meter.clone(), Direction::Up);
+                    session::client(
+                        &client_model,
+                        &mut io,
+                        &mut client_entropy,
+                        options.delivery,
+                        inputs,
+                    )
+                });
+                let client = client.join().map_err(|_| SimError::Panic("client"))?;
+                let server = server.join().map_err(|_| SimError::Panic("server"))?;
+                (client, server)
+            }};
+        }
+        let (client, server) = match options.mode {
+            Mode::Channel => {
+                let (c, s) = pipe(options.timeout);
+                parties!(c, s)
+            }
+            Mode::Tcp => {
+                let (c, s) = tcp_loopback(options.timeout)?;
+                parties!(c, s)
+            }
+        };
+        // The client's error explains a failure better than the server's "peer closed".
+        let outcomes = client?;
+        Ok((outcomes, server?))
+    })?;
+
+    let mut plain_arena = vec![0i32; server_model.arena_words()];
+    let mut results = Vec::with_capacity(inputs.len());
+    for ((input, outcome), served) in inputs.iter().zip(outcomes).zip(&served.inferences) {
+        let plain = server_model.infer(input, &mut plain_arena)?.to_vec();
+        results.push(Inference {
+            private: outcome.output,
+            plain,
+            stats: outcome.stats,
+            server_sent: served.sent.clone(),
+        });
+    }
+    Ok((results, served))
+}
+
+/// Runs one private inference of `model_bytes` on `input` with reproducible randomness from
+/// `seed` (a test and benchmark helper); `capture` keeps every payload in the stats.
 pub fn infer(
     model_bytes: &[u8],
     input: &[i32],
@@ -99,88 +201,14 @@ pub fn infer(
     mode: Mode,
     capture: bool,
 ) -> Result<Inference, SimError> {
-    let server_model = Model::parse(model_bytes)?;
-    let client_bytes = architecture_only(&server_model)?;
-    let client_model = Model::parse(&client_bytes)?;
-    let client_seed = seed_bytes(seed.wrapping_mul(2));
-    let server_seed = seed_bytes(seed.wrapping_mul(2).wrapping_add(1));
-    let (mut client_offline, server_offline) =
-        offline::prepare(&server_model, &client_seed, &server_seed);
-
-    let meter = Meter::new(server_model.layer_count(), capture);
-    let n_out = server_model.output_shape().elements();
-    let mut arena = vec![0u64; client_model.arena_words()];
-    let mut private = vec![0i64; n_out];
-
-    let parties = Parties {
-        server_model: &server_model,
-        server_offline: &server_offline,
-        client_model: &client_model,
-        client_seed,
-        meter: &meter,
+    let options = Options {
+        seed: Some(seed),
+        mode,
+        capture,
+        ..Options::default()
     };
-    let server_sent = match mode {
-        Mode::Channel => {
-            let (c, s) = pipe();
-            parties.online(c, s, input, &mut arena, &mut client_offline, &mut private)?
-        }
-        Mode::Tcp => {
-            let (c, s) = tcp_loopback()?;
-            parties.online(c, s, input, &mut arena, &mut client_offline, &mut private)?
-        }
-    };
-
-    let mut plain_arena = vec![0i32; server_model.arena_words()];
-    let plain = server_model.infer(input, &mut plain_arena)?.to_vec();
-    Ok(Inference {
-        private,
-        plain,
-        stats: meter.snapshot(),
-        server_sent,
-    })
-}
-
-/// What each party starts the online phase with.
-struct Parties<'p, 'a> {
-    server_model: &'p Model<'a>,
-    server_offline: &'p offline::ServerOffline,
-    client_model: &'p Model<'a>,
-    client_seed: [u8; 32],
-    meter: &'p Meter,
-}
-
-impl Parties<'_, '_> {
-    /// Runs both parties, each in its own thread, until both finish.
-    fn online<C: Read + Write + Send, S: Read + Write + Send>(
-        &self,
-        client_end: C,
-        server_end: S,
-        input: &[i32],
-        arena: &mut [u64],
-        client_offline: &mut offline::ClientOffline,
-        private: &mut [i64],
-    ) -> Result<Vec<(ServerMessage, usize)>, SimError> {
-        thread::scope(|scope| {
-            let server = scope.spawn(|| {
-                let mut io = Metered::new(server_end, self.meter.clone(), Direction::Down);
-                server::run(self.server_model, self.server_offline, &mut io)
-            });
-            let client = scope.spawn(|| {
-                let mut io = Metered::new(client_end, self.meter.clone(), Direction::Up);
-                let mut material = Box::new(GcMaterial::EMPTY);
-                Client::new(self.client_model, self.client_seed).run(
-                    input,
-                    arena,
-                    &mut material,
-                    client_offline,
-                    &mut io,
-                    private,
-                )
-            });
-            let client_result = client.join().map_err(|_| SimError::Panic("client"))?;
-            let server_result = server.join().map_err(|_| SimError::Panic("server"))?;
-            client_result?;
-            server_result
-        })
-    }
+    let (mut results, _) = run_session(model_bytes, &[input.to_vec()], &options)?;
+    results
+        .pop()
+        .ok_or(SimError::Usage("the session ran no inference".into()))
 }

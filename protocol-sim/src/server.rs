@@ -1,42 +1,89 @@
-//! The server: holds the weights, evaluates linear layers on masked data, garbles ReLUs and
-//! sends the labels of its shares. Its only inputs from the client are the masked vectors.
+//! The server's online phase: holds the weights, evaluates linear layers on masked data, sends
+//! the labels of its shares for the garbled ReLUs and, when the client streams its material,
+//! the client's preprocessed material just before the client needs it. Its only inputs from the
+//! client are the masked vectors.
 
 use std::io::{Read, Write};
 
 use pi_core::share::gc::{self, LABEL_BYTES};
-use pi_core::share::{Party, linear, local};
+use pi_core::share::{Party, ProtocolError, linear, local};
 use pi_core::{Model, Op};
 
-use crate::SimError;
 use crate::channel::Metered;
-use crate::offline::{ServerOffline, ring_product};
+use crate::offline::{ClientLayer, Preprocessing, ServerLayer, ring_product};
 
-/// What kind of message the server sends. The client receives nothing else; in particular no
-/// message kind carries weights.
+/// What kind of message the server sends in the online phase. The client receives nothing
+/// else; in particular no message kind carries weights.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ServerMessage {
+    /// Streamed delivery only: the client's offline share `W·r − s` of a conv/linear layer.
+    LinearShare,
+    /// Streamed delivery only: one kept ReLU's garbled material (tables, the client's labels
+    /// from the dealer's OT, mask labels, decoding bits).
+    ReluMaterial,
     /// The labels of the server's shares for the kept ReLUs of a layer (1 KiB per ReLU).
     ReluLabels,
     /// The server's share of the model output.
     OutputShare,
 }
 
-/// Runs the server's online phase. Returns the kinds of the messages it sent, in order, with
-/// their sizes.
+/// The server's preprocessed state for one inference.
+#[derive(Debug)]
+pub enum ServerMaterial<'p, 'm, 'a> {
+    /// Everything was prepared, and the client's half sent, before the online phase.
+    Stored {
+        /// Per layer, in model order.
+        layers: Vec<ServerLayer>,
+        /// The free-XOR offset.
+        delta: gc::Label,
+    },
+    /// Prepared layer by layer; the client's half goes out on the connection as the online
+    /// phase reaches it.
+    Streamed(&'p mut Preprocessing<'m, 'a>),
+}
+
+/// Runs the server's online phase for one inference. Returns the kinds of the messages it sent,
+/// in order, with their sizes.
 pub fn run<S: Read + Write>(
     model: &Model<'_>,
-    offline: &ServerOffline,
+    mut material: ServerMaterial<'_, '_, '_>,
     io: &mut Metered<S>,
-) -> Result<Vec<(ServerMessage, usize)>, SimError> {
+) -> Result<Vec<(ServerMessage, usize)>, ProtocolError> {
     let mut sent = Vec::new();
+    let mut send = |io: &mut Metered<S>, kind: ServerMessage, bytes: &[u8]| {
+        sent.push((kind, bytes.len()));
+        io.send_bytes(bytes)
+    };
     let mut tensors: Vec<Vec<u64>> = Vec::with_capacity(model.layer_count() + 1);
     // The server's share of the client's input is zero.
     tensors.push(vec![0u64; model.input_shape().elements()]);
     for layer in model.layers() {
         io.set_layer(layer.index);
+        let (client_half, mine, delta) = match &mut material {
+            ServerMaterial::Stored { layers, delta } => (
+                ClientLayer::None,
+                layers
+                    .get_mut(layer.index)
+                    .map(std::mem::take)
+                    .unwrap_or_default(),
+                *delta,
+            ),
+            ServerMaterial::Streamed(pre) => {
+                let delta = pre.delta();
+                let (c, s) = pre.layer(&layer)?;
+                (c, s, delta)
+            }
+        };
         let input = &tensors[layer.input];
-        let out = match layer.op {
-            Op::Conv2d(_) | Op::Linear(_) => {
+        let out = match (layer.op, mine) {
+            (Op::Conv2d(_) | Op::Linear(_), ServerLayer::Linear(s)) => {
+                if let ClientLayer::Linear(words) = &client_half {
+                    send(
+                        io,
+                        ServerMessage::LinearShare,
+                        &ClientLayer::linear_bytes(words),
+                    )?;
+                }
                 let masked = io.recv_words(input.len())?;
                 let x: Vec<u64> = input
                     .iter()
@@ -44,14 +91,10 @@ pub fn run<S: Read + Write>(
                     .map(|(s, m)| s.wrapping_add(*m))
                     .collect();
                 let product = ring_product(&layer, &x);
-                let s = offline
-                    .linear
-                    .get(layer.index)
-                    .ok_or(SimError::Protocol("missing linear share"))?;
                 let plane = layer.output_shape.plane();
                 product
                     .iter()
-                    .zip(s)
+                    .zip(&s)
                     .enumerate()
                     .map(|(j, (p, s))| match layer.op {
                         Op::Conv2d(c) => {
@@ -64,35 +107,47 @@ pub fn run<S: Read + Write>(
                     })
                     .collect()
             }
-            Op::MaskedRelu(mask) => {
+            (Op::MaskedRelu(mask), mine) if mask.kept() > 0 => {
+                let ServerLayer::Relus(relus) = mine else {
+                    return Err(ProtocolError::Offline { layer: layer.index });
+                };
+                let streamed = match client_half {
+                    ClientLayer::Relus(ms) => ms,
+                    _ => Vec::new(),
+                };
                 let mut out = input.clone();
-                if mask.kept() > 0 {
-                    let masked = io.recv_words(mask.kept())?;
-                    let relus = offline
-                        .relus
-                        .get(layer.index)
-                        .ok_or(SimError::Protocol("missing garbled ReLUs"))?;
-                    let mut labels = Vec::with_capacity(mask.kept() * gc::INPUT_LABEL_BYTES);
-                    let mut k = 0;
-                    mask.for_each_kept(|j| {
-                        if let (Some(rel), Some(m)) = (relus.get(k), masked.get(k)) {
-                            let share = out[j].wrapping_add(*m);
-                            for l in gc::encode(&rel.zero_labels, offline.delta, share) {
-                                labels.extend_from_slice(&l.to_le_bytes()[..LABEL_BYTES]);
-                            }
-                            out[j] = rel.r;
-                        }
-                        k += 1;
-                    });
-                    if k != relus.len() {
-                        return Err(SimError::Protocol("garbled ReLU count mismatch"));
+                let masked = io.recv_words(mask.kept())?;
+                if relus.len() != mask.kept() {
+                    return Err(ProtocolError::Offline { layer: layer.index });
+                }
+                let mut kept = Vec::with_capacity(mask.kept());
+                mask.for_each_kept(|j| kept.push(j));
+                // Stored delivery: one message with every label of the layer. Streamed: each
+                // ReLU's material, then its labels, as the client consumes them.
+                let mut labels = Vec::with_capacity(gc::INPUT_LABEL_BYTES * kept.len());
+                for (k, (&j, rel)) in kept.iter().zip(&relus).enumerate() {
+                    let share = out[j].wrapping_add(masked[k]);
+                    for l in gc::encode(&rel.zero_labels, delta, share) {
+                        labels.extend_from_slice(&l.to_le_bytes()[..LABEL_BYTES]);
                     }
-                    io.send_bytes(&labels)?;
-                    sent.push((ServerMessage::ReluLabels, labels.len()));
+                    out[j] = rel.r;
+                    if let Some(Some(m)) = streamed.get(k) {
+                        send(
+                            io,
+                            ServerMessage::ReluMaterial,
+                            &ClientLayer::relu_bytes(m)[..],
+                        )?;
+                        send(io, ServerMessage::ReluLabels, &labels)?;
+                        labels.clear();
+                    }
+                }
+                if !labels.is_empty() {
+                    send(io, ServerMessage::ReluLabels, &labels)?;
                 }
                 out
             }
-            Op::AvgPool2d { kernel, stride } => {
+            (Op::MaskedRelu(_), _) => input.clone(),
+            (Op::AvgPool2d { kernel, stride }, _) => {
                 let mut out = vec![0u64; layer.output_shape.elements()];
                 local::avg_pool(
                     kernel,
@@ -105,24 +160,24 @@ pub fn run<S: Read + Write>(
                 );
                 out
             }
-            Op::GlobalAvgPool => {
+            (Op::GlobalAvgPool, _) => {
                 let mut out = vec![0u64; layer.output_shape.elements()];
                 local::global_avg_pool(layer.input_shape, input, &mut out, Party::Server);
                 out
             }
-            Op::Add { other } => {
+            (Op::Add { other }, _) => {
                 let mut out = input.clone();
                 local::add_into(&mut out, &tensors[other]);
                 out
             }
-            Op::Flatten => input.clone(),
-            _ => return Err(SimError::Protocol("unsupported layer")),
+            (Op::Flatten, _) => input.clone(),
+            _ => return Err(ProtocolError::Offline { layer: layer.index }),
         };
         tensors.push(out);
     }
     io.set_layer(model.layer_count());
     let last = tensors.last().map(Vec::as_slice).unwrap_or(&[]);
-    io.send_words(last)?;
-    sent.push((ServerMessage::OutputShare, last.len() * 8));
+    let bytes: Vec<u8> = last.iter().flat_map(|w| w.to_le_bytes()).collect();
+    send(io, ServerMessage::OutputShare, &bytes)?;
     Ok(sent)
 }

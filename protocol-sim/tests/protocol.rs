@@ -2,11 +2,12 @@
 //! engine, byte-exact agreement with the cost model, and what each party gets to see.
 
 use pi_core::cost::{CORTEX_M4_64, CostModel, Direction, LTE, Protocol};
+use pi_core::share::Delivery;
 use pi_core::share::tolerance::output_tolerance;
 use pi_core::spec::{LayerSpec, MaskSpec, ModelSpec, OpSpec};
 use pi_core::{Model, Shape};
 use protocol_sim::dataset::{self, Target};
-use protocol_sim::run::{Inference, Mode, architecture_only, infer};
+use protocol_sim::run::{Inference, Mode, Options, architecture_only, infer, run_session};
 use protocol_sim::server::ServerMessage;
 use rand_chacha::ChaCha20Rng;
 use rand_chacha::rand_core::{RngCore, SeedableRng};
@@ -15,9 +16,6 @@ const EXPORTED: &str = concat!(
     env!("CARGO_MANIFEST_DIR"),
     "/../firmware-example/model/model.pic"
 );
-
-/// Chi-square critical value for 15 degrees of freedom at p = 1e-4.
-const CHI2_15_P1E4: f64 = 44.26;
 
 struct Rng(ChaCha20Rng);
 
@@ -180,8 +178,14 @@ fn random_input(rng: &mut Rng, n: usize) -> Vec<i32> {
 }
 
 fn check_against_cost_model(bytes: &[u8], r: &Inference) {
+    check_against_cost_model_as(bytes, r, Delivery::Stored);
+}
+
+fn check_against_cost_model_as(bytes: &[u8], r: &Inference, delivery: Delivery) {
     let model = Model::parse(bytes).unwrap();
-    let report = CostModel::new(Protocol::RingGc, CORTEX_M4_64, LTE).estimate(&model);
+    let report = CostModel::new(Protocol::RingGc, CORTEX_M4_64, LTE)
+        .with_delivery(delivery)
+        .estimate(&model);
     assert_eq!(r.stats.total, report.total.online, "total online bytes");
     assert_eq!(r.stats.flights, report.total.flights, "flights");
     for c in report.layers.iter() {
@@ -262,35 +266,66 @@ fn tcp_loopback_gives_the_same_result_and_bytes() {
     check_against_cost_model(&bytes, &b);
 }
 
-/// Chi-square statistic of the top 4 bits of `words` against uniform.
-fn chi_square_top_nibble(words: &[u64]) -> f64 {
-    let mut counts = [0u64; 16];
-    for w in words {
-        counts[(w >> 60) as usize] += 1;
+/// Words of the online messages in direction `dir`, grouped by layer.
+fn words_by_layer(r: &Inference, dir: Direction) -> Vec<(usize, Vec<u64>)> {
+    let mut out: Vec<(usize, Vec<u64>)> = Vec::new();
+    for (d, layer, bytes) in &r.stats.captured {
+        if *d != dir {
+            continue;
+        }
+        let words = bytes
+            .chunks_exact(8)
+            .map(|c| u64::from_le_bytes(c.try_into().unwrap()));
+        match out.iter_mut().find(|(l, _)| l == layer) {
+            Some((_, w)) => w.extend(words),
+            None => out.push((*layer, words.collect())),
+        }
     }
-    let expected = words.len() as f64 / 16.0;
-    counts
-        .iter()
-        .map(|&c| (c as f64 - expected).powi(2) / expected)
-        .sum()
+    out
 }
 
 fn words_sent(r: &Inference, dir: Direction) -> Vec<u64> {
-    let bytes: Vec<u8> = r
-        .stats
-        .captured
-        .iter()
-        .filter(|(d, _)| *d == dir)
-        .flat_map(|(_, b)| b.iter().copied())
-        .collect();
-    bytes
-        .chunks_exact(8)
-        .map(|c| u64::from_le_bytes(c.try_into().unwrap()))
+    words_by_layer(r, dir)
+        .into_iter()
+        .flat_map(|(_, w)| w)
         .collect()
 }
 
+/// Whether `words` look uniform in every bit position and every byte: per bit a two-sided
+/// binomial z-test, per byte position a chi-square over the 256 values, each at p = 1e-6
+/// (about 1e-4 for the whole family). Returns the first failing test.
+fn uniformity(words: &[u64]) -> Result<(), String> {
+    const Z: f64 = 4.89; // two-sided p = 1e-6
+    let n = words.len() as f64;
+    for bit in 0..64 {
+        let ones = words.iter().filter(|&&w| w >> bit & 1 == 1).count() as f64;
+        let z = (ones - n / 2.0) / (n / 4.0).sqrt();
+        if z.abs() > Z {
+            return Err(format!("bit {bit}: {ones} ones in {n} words (z = {z:.1})"));
+        }
+    }
+    // Chi-square with 255 degrees of freedom, one-sided p = 1e-6 (Wilson-Hilferty).
+    let k = 255.0f64;
+    let critical = k * (1.0 - 2.0 / (9.0 * k) + 4.75 * (2.0 / (9.0 * k)).sqrt()).powi(3);
+    for byte in 0..8 {
+        let mut counts = [0f64; 256];
+        for w in words {
+            counts[(w >> (8 * byte) & 0xff) as usize] += 1.0;
+        }
+        let expected = n / 256.0;
+        let chi2: f64 = counts
+            .iter()
+            .map(|c| (c - expected).powi(2) / expected)
+            .sum();
+        if chi2 > critical {
+            return Err(format!("byte {byte}: chi2 = {chi2:.0} > {critical:.0}"));
+        }
+    }
+    Ok(())
+}
+
 #[test]
-fn server_view_is_uniform_whatever_the_input() {
+fn server_view_is_uniform_in_every_bit_whatever_the_input() {
     let bytes = std::fs::read(EXPORTED).unwrap();
     let model = Model::parse(&bytes).unwrap();
     let n = model.input_shape().elements();
@@ -298,19 +333,97 @@ fn server_view_is_uniform_whatever_the_input() {
     // A structured input: a ramp, strongly non-uniform in every bit.
     let ramp: Vec<i32> = (0..n as i32).map(|i| i * 64).collect();
     for (name, input) in [("zero", &zero), ("ramp", &ramp)] {
-        let r = infer(&bytes, input, 11, Mode::Channel, true).unwrap();
-        let words = words_sent(&r, Direction::Up);
-        assert_eq!(words.len() as u64 * 8, r.stats.total.up);
-        let chi2 = chi_square_top_nibble(&words);
+        let options = Options {
+            seed: Some(11),
+            capture: true,
+            ..Options::default()
+        };
+        let inputs = vec![input.clone(); 24];
+        let (runs, _) = run_session(&bytes, &inputs, &options).unwrap();
+        // Per layer, everything the server received over the runs.
+        let mut per_layer: Vec<(usize, Vec<u64>)> = Vec::new();
+        for r in &runs {
+            for (layer, words) in words_by_layer(r, Direction::Up) {
+                match per_layer.iter_mut().find(|(l, _)| *l == layer) {
+                    Some((_, w)) => w.extend(words),
+                    None => per_layer.push((layer, words)),
+                }
+            }
+        }
+        assert!(per_layer.len() >= 3, "conv, ReLU and linear messages");
+        for (layer, words) in &per_layer {
+            uniformity(words).unwrap_or_else(|e| panic!("{name} input, layer {layer}: {e}"));
+        }
+        // Controls: the same test must reject the first layer's view with the input's low 16
+        // bits left unmasked, and the raw input itself.
+        let first = &per_layer.iter().find(|(l, _)| *l == 0).unwrap().1;
+        let leaky: Vec<u64> = first
+            .iter()
+            .zip(input.iter().cycle())
+            .map(|(&w, &x)| (w & !0xffff) | (x as i64 as u64 & 0xffff))
+            .collect();
         assert!(
-            chi2 < CHI2_15_P1E4,
-            "{name} input: chi2 = {chi2:.1} over {} words",
-            words.len()
+            uniformity(&leaky).is_err(),
+            "{name}: 16 unmasked low bits pass"
         );
+        let raw: Vec<u64> = inputs.iter().flatten().map(|&x| x as i64 as u64).collect();
+        assert!(uniformity(&raw).is_err(), "{name}: the raw input passes");
     }
-    // The test has power: the same statistic rejects the unmasked values at once.
-    let raw: Vec<u64> = ramp.iter().map(|&v| v as i64 as u64).collect();
-    assert!(chi_square_top_nibble(&raw) > CHI2_15_P1E4);
+}
+
+/// Two sessions on the same input with the OS's randomness send different masked words: no
+/// default run repeats another's masks.
+#[test]
+fn default_runs_draw_fresh_masks() {
+    let bytes = std::fs::read(EXPORTED).unwrap();
+    let model = Model::parse(&bytes).unwrap();
+    let input = vec![7i32; model.input_shape().elements()];
+    let options = Options {
+        capture: true,
+        ..Options::default()
+    };
+    let (a, _) = run_session(&bytes, &[input.clone(), input.clone()], &options).unwrap();
+    let (b, _) = run_session(&bytes, &[input], &options).unwrap();
+    let views = [&a[0], &a[1], &b[0]].map(|r| words_sent(r, Direction::Up));
+    assert_ne!(
+        views[0], views[1],
+        "two inferences of a session reuse masks"
+    );
+    assert_ne!(views[0], views[2], "two sessions reuse masks");
+    for r in a.iter().chain(&b) {
+        assert!(r.argmax_agrees());
+    }
+}
+
+#[test]
+fn streamed_material_gives_the_same_result_and_the_modelled_bytes() {
+    let mut rng = Rng::new(21);
+    for m in 0..6 {
+        let bytes = random_model(&mut rng);
+        let model = Model::parse(&bytes).unwrap();
+        let input = random_input(&mut rng, model.input_shape().elements());
+        let stored = infer(&bytes, &input, m, Mode::Channel, false).unwrap();
+        let options = Options {
+            seed: Some(m),
+            delivery: Delivery::Streamed,
+            mode: if m % 2 == 0 { Mode::Channel } else { Mode::Tcp },
+            ..Options::default()
+        };
+        let (mut streamed, served) = run_session(&bytes, &[input], &options).unwrap();
+        let streamed = streamed.pop().unwrap();
+        // Same seeds, same masks: the same reconstructed output, bit for bit.
+        assert_eq!(streamed.private, stored.private, "model {m}");
+        check_against_cost_model_as(&bytes, &streamed, Delivery::Streamed);
+        assert_eq!(
+            served.material.down, 0,
+            "nothing is sent before the online phase"
+        );
+        let storage = CostModel::new(Protocol::RingGc, CORTEX_M4_64, LTE)
+            .estimate(&model)
+            .total
+            .client_storage;
+        assert_eq!(streamed.stats.total.down, stored.stats.total.down + storage);
+    }
 }
 
 #[test]
@@ -349,10 +462,9 @@ fn client_never_receives_weights() {
     ));
     assert_eq!(r.server_sent, expected);
     // And what arrives looks uniform: labels are fresh random strings, the output share is
-    // masked by the server's randomness. Weights (small integers) would skew the top bits.
+    // masked by the server's randomness. Weights (small integers) would skew the high bits.
     let words = words_sent(&r, Direction::Down);
-    let chi2 = chi_square_top_nibble(&words);
-    assert!(chi2 < CHI2_15_P1E4, "chi2 = {chi2:.1}");
+    uniformity(&words).unwrap_or_else(|e| panic!("client's view: {e}"));
     let weights: Vec<u64> = model
         .layers()
         .filter_map(|l| match l.op {
@@ -367,7 +479,7 @@ fn client_never_receives_weights() {
         .flatten()
         .collect();
     assert!(
-        chi_square_top_nibble(&weights) > CHI2_15_P1E4,
+        uniformity(&weights).is_err(),
         "control: weights are not uniform"
     );
 }

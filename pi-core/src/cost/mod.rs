@@ -22,8 +22,9 @@ mod profile;
 mod protocol;
 
 pub use profile::{
-    BLE, CORTEX_M0PLUS_48, CORTEX_M4_64, CORTEX_M4_100, DEVICES, DeviceProfile, LAN, LINKS, LTE,
-    LinkProfile, PHONE, WAN,
+    AesEngine, BLE, CORTEX_M0PLUS_48, CORTEX_M4_64, CORTEX_M4_100, CORTEX_M4_CRYP_168, DEVICES,
+    DeviceProfile, LAN, LINKS, LTE, LinkProfile, M4_CHACHA_PER_BYTE, M4_GC_AND_OVERHEAD,
+    M4_SOFT_AES_PER_BLOCK, PHONE, WAN,
 };
 pub use protocol::{
     DELPHI_AND_GATES, DELPHI_CLIENT_STORAGE, DELPHI_ELEMENT_BYTES, DELPHI_EVAL_XORS,
@@ -34,7 +35,7 @@ pub use protocol::{
 
 use crate::layer::{Layer, Op};
 use crate::model::{MAX_LAYERS, Model};
-use crate::share::{WORD_BYTES, gc};
+use crate::share::{Delivery, WORD_BYTES, gc};
 
 /// Bytes in each direction.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -240,6 +241,11 @@ pub struct Totals {
     pub offline_latency_us: u64,
     /// Where the client's offline material fits.
     pub fit: MemoryFit,
+    /// How the material was priced: stored between the phases, or streamed in the online phase
+    /// (then `online.down` includes it and `offline` still counts how it was produced).
+    pub delivery: Delivery,
+    /// Bytes of client material moved into the online phase by streaming (0 when stored).
+    pub streamed: u64,
 }
 
 /// Per-layer rows and totals.
@@ -260,16 +266,54 @@ pub struct CostModel {
     pub device: DeviceProfile,
     /// The network.
     pub link: LinkProfile,
+    /// How the client gets its material; `None`: stored when it fits the device's RAM or flash,
+    /// streamed otherwise.
+    pub delivery: Option<Delivery>,
 }
 
 impl CostModel {
-    /// A cost model.
+    /// A cost model that streams the client's material only when it fits nowhere on the device.
     pub fn new(protocol: Protocol, device: DeviceProfile, link: LinkProfile) -> Self {
         Self {
             protocol,
             device,
             link,
+            delivery: None,
         }
+    }
+
+    /// The same model with the material delivered as `delivery` whatever the device.
+    pub fn with_delivery(self, delivery: Delivery) -> Self {
+        Self {
+            delivery: Some(delivery),
+            ..self
+        }
+    }
+
+    /// Where all of the client's stored material would fit on the device.
+    fn fit(&self, client_storage: u64) -> MemoryFit {
+        let d = &self.device;
+        if client_storage <= d.sram_bytes {
+            MemoryFit::Ram
+        } else if client_storage <= d.flash_bytes {
+            MemoryFit::Flash
+        } else {
+            MemoryFit::Stream
+        }
+    }
+
+    /// The delivery this model prices for `model`.
+    pub fn delivery_for(&self, model: &Model<'_>) -> Delivery {
+        self.delivery.unwrap_or_else(|| {
+            let storage = model
+                .layers()
+                .map(|l| self.layer_as(&l, Delivery::Stored).client_storage)
+                .fold(0u64, u64::saturating_add);
+            match self.fit(storage) {
+                MemoryFit::Stream => Delivery::Streamed,
+                MemoryFit::Ram | MemoryFit::Flash => Delivery::Stored,
+            }
+        })
     }
 
     fn he_offline(&self, n_in: u64, n_out: u64) -> Traffic {
@@ -278,6 +322,15 @@ impl CostModel {
             up: n_in.div_ceil(HE_SLOTS) * HE_CIPHERTEXT_BYTES,
             down: n_out.div_ceil(HE_SLOTS) * HE_CIPHERTEXT_BYTES,
         }
+    }
+
+    /// Client cycles to evaluate one `ring-gc` ReLU: its AES blocks, the other work of its ANDs,
+    /// and the ChaCha20 word of its re-share mask.
+    pub fn ring_gc_relu_cycles(&self) -> u64 {
+        let d = &self.device;
+        gc::EVAL_AES_PER_RELU as u64 * d.aes_cycles_per_block
+            + gc::RELU_AND_GATES as u64 * d.gc_and_cycles
+            + WORD_BYTES as u64 * d.chacha_cycles_per_byte
     }
 
     /// OT-based interactive work for `n` elements (ReLUs or truncations), `R` flights.
@@ -296,8 +349,16 @@ impl CostModel {
         cost.client_cycles += (up + down).div_ceil(16) * self.device.aes_cycles_per_block;
     }
 
-    /// The cost of one layer.
+    /// The cost of one layer with the client's material stored between the phases.
     pub fn layer(&self, layer: &Layer<'_>) -> LayerCost {
+        self.layer_as(layer, Delivery::Stored)
+    }
+
+    /// The cost of one layer with the material delivered as `delivery`. Streamed, the client's
+    /// material for the layer becomes online S→C bytes: a conv/linear layer's share arrives
+    /// before the client sends its masked input, a ReLU's with the server's labels.
+    pub fn layer_as(&self, layer: &Layer<'_>, delivery: Delivery) -> LayerCost {
+        let streamed = delivery == Delivery::Streamed;
         let d = &self.device;
         let p = self.protocol;
         let n_in = layer.input_shape.elements() as u64;
@@ -305,9 +366,12 @@ impl CostModel {
         let word = p.element_bytes();
         let linear = |kind: LayerKind, shift: u8| {
             let mut c = LayerCost::empty(layer.index, kind);
+            c.client_storage = n_out * word;
+            if streamed {
+                c.message(Direction::Down, c.client_storage);
+            }
             c.message(Direction::Up, n_in * word);
             c.offline = self.he_offline(n_in, n_out);
-            c.client_storage = n_out * word;
             c.server_storage = n_out * word;
             // Regenerating the mask r from the seed: 8 keystream bytes per input element.
             c.client_cycles = n_in * WORD_BYTES as u64 * d.chacha_cycles_per_byte;
@@ -333,7 +397,12 @@ impl CostModel {
                         let bits = gc::SHARE_BITS as u64;
                         // Online: re-share onto q (8 B up), then the server's labels (1 KiB down).
                         c.message(Direction::Up, k * WORD_BYTES as u64);
-                        c.message(Direction::Down, k * gc::INPUT_LABEL_BYTES as u64);
+                        let material = if streamed {
+                            k * gc::MATERIAL_BYTES as u64
+                        } else {
+                            0
+                        };
+                        c.message(Direction::Down, material + k * gc::INPUT_LABEL_BYTES as u64);
                         let garbled =
                             (gc::TABLE_BYTES + gc::INPUT_LABEL_BYTES + gc::DECODE_BYTES) as u64;
                         c.offline = Traffic {
@@ -343,15 +412,15 @@ impl CostModel {
                         c.client_storage = k * gc::MATERIAL_BYTES as u64;
                         // Server keeps the zero labels of its 64 input wires and r'.
                         c.server_storage = k * (gc::INPUT_LABEL_BYTES + WORD_BYTES) as u64;
-                        let per_relu = gc::RELU_AND_GATES as u64
-                            * (gc::EVAL_AES_PER_AND as u64 * d.aes_cycles_per_block
-                                + gc::EVAL_WORD_OPS_PER_AND as u64 * d.word_op_cycles)
-                            + gc::RELU_XOR_GATES as u64 * d.word_op_cycles
-                            + WORD_BYTES as u64 * d.chacha_cycles_per_byte;
-                        c.client_cycles = k * per_relu;
+                        c.client_cycles = k * self.ring_gc_relu_cycles();
                     }
                     Protocol::Delphi => {
-                        c.message(Direction::Down, k * DELPHI_ONLINE_LABEL_BYTES);
+                        let material = if streamed {
+                            k * DELPHI_CLIENT_STORAGE
+                        } else {
+                            0
+                        };
+                        c.message(Direction::Down, material + k * DELPHI_ONLINE_LABEL_BYTES);
                         c.offline = Traffic {
                             up: k * DELPHI_OT_RECEIVER_BYTES,
                             down: k
@@ -389,6 +458,7 @@ impl CostModel {
     /// Costs every layer, calling `row` with each (in order), and returns the totals; nothing
     /// is stored, so this suits a device that prints rows as they come.
     pub fn for_each_layer(&self, model: &Model<'_>, mut row: impl FnMut(&LayerCost)) -> Totals {
+        let delivery = self.delivery_for(model);
         let mut t = Totals {
             relus_kept: 0,
             relus_total: 0,
@@ -407,6 +477,8 @@ impl CostModel {
             online_latency_us: 0,
             offline_latency_us: 0,
             fit: MemoryFit::Ram,
+            delivery,
+            streamed: 0,
         };
         let mut last: Option<Direction> = None;
         let merge = |c: &LayerCost, last: &mut Option<Direction>| {
@@ -418,7 +490,7 @@ impl CostModel {
             flights
         };
         for layer in model.layers() {
-            let c = self.layer(&layer);
+            let c = self.layer_as(&layer, delivery);
             t.relus_kept += c.relus_kept;
             t.relus_total += c.relus_total;
             t.and_gates += c.and_gates;
@@ -437,18 +509,16 @@ impl CostModel {
             t.flights += 1;
         }
         let (link, d) = (&self.link, &self.device);
+        // Streamed material is already in `online.down`, so the link time below covers it.
         let compute_us = (t.client_cycles as u128 * 1_000_000).div_ceil(d.clock_hz.max(1) as u128);
         t.online_latency_us = (t.flights as u64 * link.rtt_us / 2)
             .saturating_add(link.transfer_us(t.online.up, t.online.down))
             .saturating_add(u64::try_from(compute_us).unwrap_or(u64::MAX));
         t.offline_latency_us = link.transfer_us(t.offline.up, t.offline.down);
-        t.fit = if t.client_storage <= d.sram_bytes {
-            MemoryFit::Ram
-        } else if t.client_storage <= d.flash_bytes {
-            MemoryFit::Flash
-        } else {
-            MemoryFit::Stream
-        };
+        t.fit = self.fit(t.client_storage);
+        if delivery == Delivery::Streamed {
+            t.streamed = t.client_storage;
+        }
         t
     }
 

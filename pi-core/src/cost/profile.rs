@@ -1,5 +1,7 @@
 //! Device and link profiles, with named presets. Sources are in `docs/PROTOCOL.md`; tags as in
-//! the research notes: \[D\] datasheet, \[M\] published figure quoted from memory, \[R\] our estimate.
+//! the research notes: \[D\] datasheet, \[M\] published figure quoted from memory, \[R\] our
+//! estimate, \[Q\] measured on the Cortex-M4F under QEMU (instructions, counted exactly by
+//! `scripts/pi-on-device.sh`; an M4 retires most of them in one cycle).
 
 /// The client device: what its compute and memory cost.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -9,8 +11,14 @@ pub struct DeviceProfile {
     pub name: &'static str,
     /// Core clock in Hz.
     pub clock_hz: u64,
-    /// Cycles per AES-128 block encryption (fixed key, so no key schedule).
+    /// Cycles per AES-128 block of the garbling hash's permutation (fixed key: no key schedule),
+    /// on the engine [`DeviceProfile::aes_engine`] names.
     pub aes_cycles_per_block: u64,
+    /// What runs the AES blocks.
+    pub aes_engine: AesEngine,
+    /// Evaluator cycles per AND gate besides AES: label selects and XORs, table loads, the
+    /// circuit's free XORs and the hash's feed-forward, averaged over the ReLU circuit.
+    pub gc_and_cycles: u64,
     /// Cycles per 128-bit XOR/AND word operation (load, operate, store on 32-bit words).
     pub word_op_cycles: u64,
     /// Cycles per byte of ChaCha20 keystream (mask regeneration).
@@ -19,6 +27,17 @@ pub struct DeviceProfile {
     pub sram_bytes: u64,
     /// Non-volatile storage (flash) in bytes.
     pub flash_bytes: u64,
+}
+
+/// What computes the AES blocks of the garbling hash.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub enum AesEngine {
+    /// Software on the core (pi-core's default backend, RustCrypto `aes`).
+    Software,
+    /// A crypto peripheral plugged in as the hash's block cipher
+    /// ([`BlockCipher`](crate::share::gc::BlockCipher)).
+    Peripheral,
 }
 
 /// The network between client and server.
@@ -39,17 +58,28 @@ const KIB: u64 = 1024;
 const MIB: u64 = 1024 * KIB;
 const GIB: u64 = 1024 * MIB;
 
-/// Cortex-M4F at 64 MHz with 256 KiB RAM and 1 MiB flash (nRF52840 \[D\]). AES: table-based
-/// ≈33 cycles/byte (Schwabe & Stoffelen, SAC'16 \[M\]); ChaCha20 ≈14 cycles/byte \[M\].
+/// Cortex-M4F at 64 MHz with 256 KiB RAM and 1 MiB flash (nRF52840 \[D\]). AES, the garbling
+/// overhead per AND and ChaCha20 are calibrated on the Cortex-M4F under QEMU \[Q\] (pi-core's
+/// soft fixsliced AES; `docs/PROTOCOL.md` has the measurement and its command).
 pub const CORTEX_M4_64: DeviceProfile = DeviceProfile {
     name: "cortex-m4-64",
     clock_hz: 64_000_000,
-    aes_cycles_per_block: 33 * 16,
+    aes_cycles_per_block: M4_SOFT_AES_PER_BLOCK,
+    aes_engine: AesEngine::Software,
+    gc_and_cycles: M4_GC_AND_OVERHEAD,
     word_op_cycles: 8,
-    chacha_cycles_per_byte: 14,
+    chacha_cycles_per_byte: M4_CHACHA_PER_BYTE,
     sram_bytes: 256 * KIB,
     flash_bytes: MIB,
 };
+
+/// Instructions per AES-128 block of RustCrypto's fixsliced software AES on the Cortex-M4F,
+/// two blocks per pass \[Q\].
+pub const M4_SOFT_AES_PER_BLOCK: u64 = 1_912;
+/// Instructions per evaluated AND besides AES on the Cortex-M4F \[Q\].
+pub const M4_GC_AND_OVERHEAD: u64 = 271;
+/// Instructions per byte of ChaCha20 keystream on the Cortex-M4F \[Q\].
+pub const M4_CHACHA_PER_BYTE: u64 = 14;
 
 /// Cortex-M4F at 100 MHz with 128 KiB RAM and 512 KiB flash (STM32F411 \[D\]); per-operation
 /// cycles as [`CORTEX_M4_64`].
@@ -61,13 +91,29 @@ pub const CORTEX_M4_100: DeviceProfile = DeviceProfile {
     ..CORTEX_M4_64
 };
 
-/// Cortex-M0+ at 48 MHz with 32 KiB RAM and 256 KiB flash (SAMD21G18 \[D\]). No published
-/// AES-128 figure at hand: about twice the M4's cycles (no barrel-shifted operands, 8 usable
-/// low registers) \[R\].
+/// Cortex-M4F at 168 MHz with the CRYP AES peripheral, 192 KiB RAM and 1 MiB flash (STM32F417
+/// \[D\]). CRYP computes an AES-128 block in 14 cycles (RM0477's CRYP figure \[D\]; the F4's
+/// CRYP is the same IP, RM0090 \[M\]); with the core writing 4 words, polling and reading 4
+/// words back, about 40 cycles per block \[R\]. Everything else as the soft M4 \[Q\].
+pub const CORTEX_M4_CRYP_168: DeviceProfile = DeviceProfile {
+    name: "cortex-m4-cryp-168",
+    clock_hz: 168_000_000,
+    aes_cycles_per_block: 40,
+    aes_engine: AesEngine::Peripheral,
+    sram_bytes: 192 * KIB,
+    flash_bytes: MIB,
+    ..CORTEX_M4_64
+};
+
+/// Cortex-M0+ at 48 MHz with 32 KiB RAM and 256 KiB flash (SAMD21G18 \[D\]). Not measured:
+/// about twice the M4's cycles for AES and garbling (no barrel-shifted operands, 8 usable low
+/// registers) \[R\].
 pub const CORTEX_M0PLUS_48: DeviceProfile = DeviceProfile {
     name: "cortex-m0plus-48",
     clock_hz: 48_000_000,
-    aes_cycles_per_block: 2 * 33 * 16,
+    aes_cycles_per_block: 2 * M4_SOFT_AES_PER_BLOCK,
+    aes_engine: AesEngine::Software,
+    gc_and_cycles: 2 * M4_GC_AND_OVERHEAD,
     word_op_cycles: 16,
     chacha_cycles_per_byte: 30,
     sram_bytes: 32 * KIB,
@@ -75,11 +121,14 @@ pub const CORTEX_M0PLUS_48: DeviceProfile = DeviceProfile {
 };
 
 /// Phone-class core: Cortex-A76-class at 2.4 GHz with the ARMv8 AES instructions (≈1 cycle per
-/// byte or better \[M\]), 4 GiB RAM, 64 GiB storage.
+/// byte or better \[M\]; counted as a peripheral: not the core's general-purpose path), about
+/// 40 cycles of other work per AND \[R\], 4 GiB RAM, 64 GiB storage.
 pub const PHONE: DeviceProfile = DeviceProfile {
     name: "phone",
     clock_hz: 2_400_000_000,
     aes_cycles_per_block: 16,
+    aes_engine: AesEngine::Peripheral,
+    gc_and_cycles: 40,
     word_op_cycles: 1,
     chacha_cycles_per_byte: 2,
     sram_bytes: 4 * GIB,
@@ -87,7 +136,13 @@ pub const PHONE: DeviceProfile = DeviceProfile {
 };
 
 /// Every device preset.
-pub const DEVICES: [DeviceProfile; 4] = [CORTEX_M4_64, CORTEX_M4_100, CORTEX_M0PLUS_48, PHONE];
+pub const DEVICES: [DeviceProfile; 5] = [
+    CORTEX_M4_64,
+    CORTEX_M4_100,
+    CORTEX_M4_CRYP_168,
+    CORTEX_M0PLUS_48,
+    PHONE,
+];
 
 /// Data-centre LAN: 1 Gbit/s each way, 0.2 ms RTT \[R\].
 pub const LAN: LinkProfile = LinkProfile {

@@ -79,9 +79,11 @@ fn ring_gc_small_network_matches_hand_computation() {
     assert_eq!(t.client_storage, 32 * 8 + 5 * 8104 + 3 * 8);
     assert_eq!(t.server_storage, 32 * 8 + 5 * (1024 + 8) + 3 * 8);
     assert_eq!(t.fit, MemoryFit::Ram);
-    // Cycles: masks for 16 + 8 inputs, 5 garbled ReLUs on the M4 profile.
-    let per_relu = 189 * (2 * 528 + 12 * 8) + 501 * 8 + 8 * 14;
-    assert_eq!(t.client_cycles, (16 + 8) * 8 * 14 + 5 * per_relu);
+    // Cycles: masks for 16 + 8 inputs, 5 garbled ReLUs on the M4 profile (694 AES blocks and
+    // 189 ANDs' other work each, plus the re-share mask).
+    let chacha = M4_CHACHA_PER_BYTE;
+    let per_relu = 694 * M4_SOFT_AES_PER_BLOCK + 189 * M4_GC_AND_OVERHEAD + 8 * chacha;
+    assert_eq!(t.client_cycles, (16 + 8) * 8 * chacha + 5 * per_relu);
     // Latency: 4 half-RTTs of 25 ms, bytes at 10/30 Mbit/s, compute at 64 MHz (all rounded up).
     let transfer = (232u64 * 8 * 1_000_000).div_ceil(10_000_000)
         + ((5 * 1024 + 24) * 8 * 1_000_000u64).div_ceil(30_000_000);
@@ -92,6 +94,44 @@ fn ring_gc_small_network_matches_hand_computation() {
     assert_eq!(r.layers[1].kind, LayerKind::Relu);
     assert_eq!(r.layers[1].flights, 2);
     assert_eq!(r.layers[2].online, Traffic::default());
+    assert_eq!((t.delivery, t.streamed), (Delivery::Stored, 0));
+}
+
+#[test]
+fn streamed_material_moves_into_the_online_phase() {
+    let bytes = small_model();
+    let model = Model::parse(&bytes).unwrap();
+    let stored = CostModel::new(Protocol::RingGc, CORTEX_M4_64, LTE)
+        .estimate(&model)
+        .total;
+    let streamed = CostModel::new(Protocol::RingGc, CORTEX_M4_64, LTE)
+        .with_delivery(Delivery::Streamed)
+        .estimate(&model);
+    let t = streamed.total;
+    assert_eq!(t.delivery, Delivery::Streamed);
+    // Everything the client would store arrives online: the two linear shares and 5 ReLUs.
+    assert_eq!(t.streamed, stored.client_storage);
+    assert_eq!(t.online.down, stored.online.down + stored.client_storage);
+    assert_eq!(t.online.up, stored.online.up);
+    // The conv's share opens the inference with a down flight of its own; the linear layer's
+    // share rides in the ReLU's down flight.
+    assert_eq!(t.flights, stored.flights + 1);
+    assert_eq!(streamed.layers[0].first, Some(Direction::Down));
+    assert!(t.online_latency_us > stored.online_latency_us);
+    // Auto delivery streams exactly when the material fits neither RAM nor flash.
+    let tiny = DeviceProfile {
+        sram_bytes: 1024,
+        flash_bytes: 2048,
+        ..CORTEX_M4_64
+    };
+    let auto = CostModel::new(Protocol::RingGc, tiny, LTE)
+        .estimate(&model)
+        .total;
+    assert_eq!(
+        (auto.fit, auto.delivery),
+        (MemoryFit::Stream, Delivery::Streamed)
+    );
+    assert_eq!(auto.online, t.online);
 }
 
 #[test]

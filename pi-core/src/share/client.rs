@@ -1,24 +1,56 @@
 //! The client's online phase: pi-core on the device, talking to the server through a
 //! caller-supplied [`Transport`] and reading its preprocessed material from an
-//! [`OfflineSource`] (RAM, flash or a stream).
+//! [`OfflineSource`]: RAM or flash ([`OfflineSource`] implementations of the caller's), or the
+//! server's stream ([`Streamed`]), in the order it is consumed.
 //!
 //! Per layer, in model order (messages in brackets, sizes in bytes):
 //!
 //! | Layer | Client | Messages |
 //! |---|---|---|
-//! | conv / linear | sends its input share minus the mask `r` (regenerated from the seed); its output share is the offline `W·r − s`, truncated | C→S `8·n_in` |
-//! | masked ReLU, `k` kept | sends `c − q` for each kept element (`q` its fresh, offline-chosen share); then per kept element receives the server's 64 input labels and evaluates the garbled ReLU, whose output `ReLU(x) − r'` becomes its share; linearized elements keep their share | C→S `8·k`, then S→C `1024·k` |
+//! | conv / linear | takes its offline share `W·r − s` (streamed: S→C `8·n_out` first); sends its input share minus the mask `r` (regenerated from the seed); its output share is `W·r − s`, truncated | C→S `8·n_in` |
+//! | masked ReLU, `k` kept | sends `c − q` for each kept element (`q` its fresh, offline-chosen share); then per kept element takes its garbled material (streamed: S→C 8 104 first), receives the server's 64 input labels and evaluates the garbled ReLU, whose output `ReLU(x) − r'` becomes its share; linearized elements keep their share | C→S `8·k`, then S→C `1024·k` |
 //! | avg pool, global pool, add, flatten | local share arithmetic | none |
-//! | end | receives the server's output share and reconstructs | S→C `8·n_out` |
+//! | end | receives the server's output share, reconstructs, checks the range | S→C `8·n_out` |
 //!
 //! Nothing the client receives depends on the weights except through uniformly masked values:
 //! labels are fresh random strings, the output share is masked by the server's randomness.
+//!
+//! # One use only
+//!
+//! A [`Client`] owns its [`ClientSeed`] and [`Client::run`] consumes both the client and the
+//! offline material: the masks of one inference can never serve a second one (two inferences
+//! on the same masks would let the server subtract them and learn `x1 − x2`). Reuse does not
+//! compile:
+//!
+//! ```compile_fail,E0382
+//! use pi_core::share::{Client, ClientBuffers, ClientSeed, GcMaterial, NoProbe, Streamed};
+//! use pi_core::share::{ProtocolError, Transport};
+//!
+//! struct Wire;
+//! impl Transport for Wire {
+//!     fn send(&mut self, _: &[u8]) -> Result<(), ProtocolError> { Ok(()) }
+//!     fn recv(&mut self, _: &mut [u8]) -> Result<(), ProtocolError> { Err(ProtocolError::Closed) }
+//! }
+//!
+//! let model = pi_core::Model::parse(pi_core::testing::TINY_MODEL).unwrap();
+//! let (input, mut out) = ([0i32; 16], [0i64; 3]);
+//! let (mut shares, mut material) = ([0u64; 64], GcMaterial::EMPTY);
+//! let (mut shares2, mut material2) = ([0u64; 64], GcMaterial::EMPTY);
+//! let client = Client::new(&model, ClientSeed::from_bytes([1; 32]));
+//! let bufs = ClientBuffers { shares: &mut shares, material: &mut material };
+//! let _ = client.run(&input, bufs, Streamed, &mut Wire, &mut NoProbe, &mut out);
+//! let bufs = ClientBuffers { shares: &mut shares2, material: &mut material2 };
+//! // error[E0382]: use of moved value: `client` (its seed, hence its masks, are spent)
+//! let _ = client.run(&input, bufs, Streamed, &mut Wire, &mut NoProbe, &mut out);
+//! ```
 
 use crate::layer::Op;
 use crate::model::Model;
 
 use super::error::ProtocolError;
-use super::gc::{self, GcHash, GcMaterial, INPUT_LABEL_BYTES, LABEL_BYTES, SHARE_BITS};
+use super::gc::{
+    self, GcHash, GcMaterial, INPUT_LABEL_BYTES, LABEL_BYTES, MATERIAL_BYTES, SHARE_BITS,
+};
 use super::linear::finish_client;
 use super::local;
 use super::prg::{Prg, Purpose};
@@ -27,43 +59,156 @@ use super::ring::{self, Party};
 /// Bytes of one share word on the wire (little-endian `u64`).
 pub const WORD_BYTES: usize = 8;
 
+/// Largest magnitude a reconstructed output may have: pi-core's plaintext outputs are `i32`
+/// (every requantization saturates), and a sane model's truncation tolerance is far below
+/// `2^31`, so a correct private output lies within `±2^32`. A garbage or malicious peer's
+/// output share is uniform over `2^64` and lands outside with probability `1 − 2^−31` per
+/// output element.
+pub const OUTPUT_BOUND: i64 = 1 << 32;
+
 /// The byte pipe to the server. Message boundaries are implicit: both parties know the model
 /// architecture, hence every message's size.
 pub trait Transport {
     /// Sends all of `bytes`.
     fn send(&mut self, bytes: &[u8]) -> Result<(), ProtocolError>;
-    /// Fills all of `bytes`.
+    /// Fills all of `bytes`; a peer that stays silent past the transport's timeout gives
+    /// [`ProtocolError::Timeout`], one that hangs up [`ProtocolError::Closed`].
     fn recv(&mut self, bytes: &mut [u8]) -> Result<(), ProtocolError>;
     /// Called when the client starts layer `layer` (`layer == layer_count` for the final
     /// output message): lets a transport attribute traffic to layers or report progress.
     fn layer_start(&mut self, _layer: usize) {}
 }
 
-/// Where the client's preprocessed (input-independent) material comes from.
+/// Where the client's preprocessed (input-independent) material comes from. The transport is
+/// passed in so that material can also arrive on it ([`Streamed`]).
 pub trait OfflineSource {
     /// Writes the client's share `W·r − s` of conv/linear layer `layer`'s accumulator (before
     /// bias and truncation), one word per output element.
-    fn linear_share(&mut self, layer: usize, out: &mut [u64]) -> Result<(), ProtocolError>;
+    fn linear_share<T: Transport>(
+        &mut self,
+        layer: usize,
+        out: &mut [u64],
+        io: &mut T,
+    ) -> Result<(), ProtocolError>;
     /// Fills `out` with the garbled material of the `kept`-th kept ReLU of layer `layer`.
-    fn relu_material(
+    fn relu_material<T: Transport>(
         &mut self,
         layer: usize,
         kept: usize,
         out: &mut GcMaterial,
+        io: &mut T,
     ) -> Result<(), ProtocolError>;
 }
 
-/// Buffers share words into chunks before handing them to the transport.
-struct WordWriter<'t, T: Transport> {
+/// Material the server streams on the transport just before the client consumes it: the client
+/// stores nothing between the phases, and its RAM holds one ReLU's material at a time.
+///
+/// Byte order: per conv/linear layer, `8·n_out` bytes of `W·r − s` (little-endian `u64`) before
+/// the client sends that layer's masked input; per kept ReLU, the [`MATERIAL_BYTES`] of
+/// [`GcMaterial::write_bytes`] before the server's labels for it.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct Streamed;
+
+impl OfflineSource for Streamed {
+    fn linear_share<T: Transport>(
+        &mut self,
+        _layer: usize,
+        out: &mut [u64],
+        io: &mut T,
+    ) -> Result<(), ProtocolError> {
+        recv_words(io, out)
+    }
+
+    fn relu_material<T: Transport>(
+        &mut self,
+        _layer: usize,
+        _kept: usize,
+        out: &mut GcMaterial,
+        io: &mut T,
+    ) -> Result<(), ProtocolError> {
+        let mut bytes = [0u8; MATERIAL_BYTES];
+        io.recv(&mut bytes)?;
+        out.read_bytes(&bytes);
+        Ok(())
+    }
+}
+
+/// What the client is doing, for a [`Probe`] that attributes time or instructions.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub enum Phase {
+    /// Local arithmetic on shares: masks, truncation, pools, adds, reconstruction.
+    Shares,
+    /// Garbled-circuit evaluation.
+    Garbled,
+    /// Sending, receiving and reading offline material.
+    Io,
+}
+
+/// Told when the client moves from one [`Phase`] to another (the firmware counts instructions
+/// per phase with it). Every call is a transition; the run starts in [`Phase::Shares`].
+pub trait Probe {
+    /// The client now works in `phase`.
+    fn enter(&mut self, phase: Phase);
+}
+
+/// A probe that records nothing.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct NoProbe;
+
+impl Probe for NoProbe {
+    #[inline(always)]
+    fn enter(&mut self, _phase: Phase) {}
+}
+
+/// The client's 32-byte secret seed for one inference: every mask it uses is derived from it.
+///
+/// Take it from a true random source (an OS or hardware TRNG). It is moved into the [`Client`]
+/// and gone after the run; it is neither `Clone` nor printed by `Debug`.
+pub struct ClientSeed([u8; 32]);
+
+impl ClientSeed {
+    /// Wraps 32 bytes of entropy.
+    pub fn from_bytes(bytes: [u8; 32]) -> Self {
+        Self(bytes)
+    }
+
+    /// The bytes, for the simulation's dealer, which stands in for HE and OT and so must derive
+    /// the same masks (a real deployment never sends them anywhere).
+    pub fn expose_to_dealer(&self) -> &[u8; 32] {
+        &self.0
+    }
+}
+
+impl core::fmt::Debug for ClientSeed {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.write_str("ClientSeed(..)")
+    }
+}
+
+/// The client's buffers: the share arena and room for one garbled ReLU.
+#[derive(Debug)]
+pub struct ClientBuffers<'b> {
+    /// [`Client::arena_words`] `u64` words.
+    pub shares: &'b mut [u64],
+    /// One ReLU's garbled material (8 KiB), refilled for every kept ReLU.
+    pub material: &'b mut GcMaterial,
+}
+
+/// Buffers share words into chunks before handing them to the transport; the probe sees every
+/// send as [`Phase::Io`].
+struct WordWriter<'t, T: Transport, P: Probe> {
     io: &'t mut T,
+    probe: &'t mut P,
     buf: [u8; 256],
     len: usize,
 }
 
-impl<'t, T: Transport> WordWriter<'t, T> {
-    fn new(io: &'t mut T) -> Self {
+impl<'t, T: Transport, P: Probe> WordWriter<'t, T, P> {
+    fn new(io: &'t mut T, probe: &'t mut P) -> Self {
         Self {
             io,
+            probe,
             buf: [0; 256],
             len: 0,
         }
@@ -79,12 +224,30 @@ impl<'t, T: Transport> WordWriter<'t, T> {
     }
 
     fn flush(&mut self) -> Result<(), ProtocolError> {
-        if self.len > 0 {
-            self.io.send(&self.buf[..self.len])?;
-            self.len = 0;
+        if self.len == 0 {
+            return Ok(());
         }
-        Ok(())
+        self.probe.enter(Phase::Io);
+        let sent = self.io.send(&self.buf[..self.len]);
+        self.probe.enter(Phase::Shares);
+        self.len = 0;
+        sent
     }
+}
+
+/// Receives `out.len()` little-endian words.
+fn recv_words<T: Transport>(io: &mut T, out: &mut [u64]) -> Result<(), ProtocolError> {
+    let mut buf = [0u8; 256];
+    for chunk in out.chunks_mut(buf.len() / WORD_BYTES) {
+        let bytes = &mut buf[..chunk.len() * WORD_BYTES];
+        io.recv(bytes)?;
+        for (w, b) in chunk.iter_mut().zip(bytes.chunks_exact(WORD_BYTES)) {
+            let mut le = [0u8; WORD_BYTES];
+            le.copy_from_slice(b);
+            *w = u64::from_le_bytes(le);
+        }
+    }
+    Ok(())
 }
 
 /// A read-only range and a writable range of the same arena, which must not overlap.
@@ -111,18 +274,28 @@ fn split_rw(
     }
 }
 
-/// The client of the Delphi-style protocol for one parsed model.
-#[derive(Debug, Clone)]
+/// The client of the Delphi-style protocol for one parsed model and one inference.
+#[derive(Debug)]
 pub struct Client<'m, 'a> {
     model: &'m Model<'a>,
-    seed: [u8; 32],
+    seed: ClientSeed,
     hash: GcHash,
 }
 
+/// What [`Client::run`] works with besides the input.
+struct Session<'s, 'm, 'a, O, T, P> {
+    client: &'s Client<'m, 'a>,
+    shares: &'s mut [u64],
+    material: &'s mut GcMaterial,
+    offline: O,
+    io: &'s mut T,
+    probe: &'s mut P,
+}
+
 impl<'m, 'a> Client<'m, 'a> {
-    /// A client whose masks come from `seed` (32 bytes from a true random source; never reuse
-    /// a seed across inferences: the offline material is tied to it).
-    pub fn new(model: &'m Model<'a>, seed: [u8; 32]) -> Self {
+    /// A client for one inference whose masks come from `seed`. The model is the architecture
+    /// (weights may be zero: the client never uses them).
+    pub fn new(model: &'m Model<'a>, seed: ClientSeed) -> Self {
         Self {
             model,
             seed,
@@ -141,18 +314,19 @@ impl<'m, 'a> Client<'m, 'a> {
         start..start + len
     }
 
-    /// Runs one private inference on the fixed-point `input` and writes the reconstructed
-    /// output (same scale as [`Model::infer`]'s result) to `output`.
+    /// Runs the private inference on the fixed-point `input` and writes the reconstructed
+    /// output (same scale as [`Model::infer`]'s result) to `output`. Consumes the client (its
+    /// seed) and the offline material.
     ///
-    /// `shares` is the share arena ([`Client::arena_words`] words); `material` is scratch for
-    /// one garbled ReLU (8 KiB), refilled from `offline` for every kept ReLU.
-    pub fn run(
-        &self,
+    /// Fails on buffers of the wrong size, a transport or offline-source error, and an output
+    /// outside `±`[`OUTPUT_BOUND`] (a peer that sent garbage).
+    pub fn run<O: OfflineSource, T: Transport, P: Probe>(
+        self,
         input: &[i32],
-        shares: &mut [u64],
-        material: &mut GcMaterial,
-        offline: &mut impl OfflineSource,
-        io: &mut impl Transport,
+        buffers: ClientBuffers<'_>,
+        offline: O,
+        io: &mut T,
+        probe: &mut P,
         output: &mut [i64],
     ) -> Result<(), ProtocolError> {
         let model = self.model;
@@ -163,10 +337,10 @@ impl<'m, 'a> Client<'m, 'a> {
                 found: input.len(),
             });
         }
-        if shares.len() < model.arena_words() {
+        if buffers.shares.len() < model.arena_words() {
             return Err(ProtocolError::BufferTooSmall {
                 needed: model.arena_words(),
-                found: shares.len(),
+                found: buffers.shares.len(),
             });
         }
         let n_out = model.output_shape().elements();
@@ -176,44 +350,49 @@ impl<'m, 'a> Client<'m, 'a> {
                 found: output.len(),
             });
         }
+        let mut session = Session {
+            client: &self,
+            shares: buffers.shares,
+            material: buffers.material,
+            offline,
+            io,
+            probe,
+        };
+        session.probe.enter(Phase::Shares);
+        let result = session.run(input, output);
+        session.probe.enter(Phase::Shares);
+        result
+    }
+}
+
+impl<O: OfflineSource, T: Transport, P: Probe> Session<'_, '_, '_, O, T, P> {
+    fn run(&mut self, input: &[i32], output: &mut [i64]) -> Result<(), ProtocolError> {
+        let client = self.client;
+        let model = client.model;
         // The client's share of its own input is the input itself (the server's is 0).
-        let first = shares
-            .get_mut(self.range(0))
+        let first = self
+            .shares
+            .get_mut(client.range(0))
             .ok_or(ProtocolError::Inconsistent)?;
         for (s, &x) in first.iter_mut().zip(input) {
             *s = x as i64 as u64;
         }
         let mut gc_index = 0u64;
         for layer in model.layers() {
-            io.layer_start(layer.index);
-            let (inp, out) = (self.range(layer.input), self.range(layer.output()));
+            self.io.layer_start(layer.index);
+            let (inp, out) = (client.range(layer.input), client.range(layer.output()));
             match layer.op {
-                Op::Conv2d(c) => {
-                    self.send_masked(shares, inp, layer.index, io)?;
-                    self.linear_output(shares, out, layer.index, c.weight_frac_bits, offline)?;
-                }
-                Op::Linear(l) => {
-                    self.send_masked(shares, inp, layer.index, io)?;
-                    self.linear_output(shares, out, layer.index, l.weight_frac_bits, offline)?;
-                }
+                Op::Conv2d(c) => self.linear(inp, out, layer.index, c.weight_frac_bits)?,
+                Op::Linear(l) => self.linear(inp, out, layer.index, l.weight_frac_bits)?,
                 Op::MaskedRelu(mask) => {
                     if inp != out {
-                        let (src, dst) = split_rw(shares, inp, out.clone())?;
+                        let (src, dst) = split_rw(self.shares, inp, out.clone())?;
                         dst.copy_from_slice(src);
                     }
-                    let values = shares.get_mut(out).ok_or(ProtocolError::Inconsistent)?;
-                    self.relu(
-                        values,
-                        &mask,
-                        layer.index,
-                        &mut gc_index,
-                        material,
-                        offline,
-                        io,
-                    )?;
+                    self.relu(out, &mask, layer.index, &mut gc_index)?;
                 }
                 Op::AvgPool2d { kernel, stride } => {
-                    let (src, dst) = split_rw(shares, inp, out)?;
+                    let (src, dst) = split_rw(self.shares, inp, out)?;
                     local::avg_pool(
                         kernel,
                         stride,
@@ -225,108 +404,120 @@ impl<'m, 'a> Client<'m, 'a> {
                     );
                 }
                 Op::GlobalAvgPool => {
-                    let (src, dst) = split_rw(shares, inp, out)?;
+                    let (src, dst) = split_rw(self.shares, inp, out)?;
                     local::global_avg_pool(layer.input_shape, src, dst, Party::Client);
                 }
                 Op::Add { other } => {
-                    let other = self.range(other);
+                    let other = client.range(other);
                     if inp == out && other == out {
-                        local::double(shares.get_mut(out).ok_or(ProtocolError::Inconsistent)?);
+                        local::double(
+                            self.shares
+                                .get_mut(out)
+                                .ok_or(ProtocolError::Inconsistent)?,
+                        );
                     } else {
                         if inp != out {
-                            let (src, dst) = split_rw(shares, inp, out.clone())?;
+                            let (src, dst) = split_rw(self.shares, inp, out.clone())?;
                             dst.copy_from_slice(src);
                         }
-                        let (src, dst) = split_rw(shares, other, out)?;
+                        let (src, dst) = split_rw(self.shares, other, out)?;
                         local::add_into(dst, src);
                     }
                 }
                 Op::Flatten => {
                     if inp != out {
-                        let (src, dst) = split_rw(shares, inp, out)?;
+                        let (src, dst) = split_rw(self.shares, inp, out)?;
                         dst.copy_from_slice(src);
                     }
                 }
             }
         }
-        // The server's output share completes the result.
-        io.layer_start(model.layer_count());
-        let last = shares
-            .get(self.range(model.layer_count()))
+        self.finish(output)
+    }
+
+    /// The server's output share completes the result, which must lie in the proven range.
+    fn finish(&mut self, output: &mut [i64]) -> Result<(), ProtocolError> {
+        let client = self.client;
+        self.io.layer_start(client.model.layer_count());
+        let last = self
+            .shares
+            .get(client.range(client.model.layer_count()))
             .ok_or(ProtocolError::Inconsistent)?;
-        let mut buf = [0u8; 256];
+        let mut server = [0u64; 32];
         for (outs, mine) in output
-            .chunks_mut(buf.len() / WORD_BYTES)
-            .zip(last.chunks(buf.len() / WORD_BYTES))
+            .chunks_mut(server.len())
+            .zip(last.chunks(server.len()))
         {
-            let bytes = &mut buf[..outs.len() * WORD_BYTES];
-            io.recv(bytes)?;
-            for ((o, &c), w) in outs
-                .iter_mut()
-                .zip(mine)
-                .zip(bytes.chunks_exact(WORD_BYTES))
-            {
-                let mut b = [0u8; WORD_BYTES];
-                b.copy_from_slice(w);
-                *o = ring::reconstruct(c, u64::from_le_bytes(b));
+            let theirs = &mut server[..outs.len()];
+            self.probe.enter(Phase::Io);
+            let received = recv_words(self.io, theirs);
+            self.probe.enter(Phase::Shares);
+            received?;
+            for ((o, &c), &s) in outs.iter_mut().zip(mine).zip(theirs.iter()) {
+                *o = ring::reconstruct(c, s);
             }
         }
-        Ok(())
-    }
-
-    /// Sends `x − r` for the layer input, `r` from the layer's mask stream.
-    fn send_masked(
-        &self,
-        shares: &[u64],
-        input: core::ops::Range<usize>,
-        layer: usize,
-        io: &mut impl Transport,
-    ) -> Result<(), ProtocolError> {
-        let mut prg = Prg::new(&self.seed, layer, Purpose::LinearInput);
-        let mut writer = WordWriter::new(io);
-        for &x in shares.get(input).ok_or(ProtocolError::Inconsistent)? {
-            writer.push(x.wrapping_sub(prg.next_u64()))?;
+        match output
+            .iter()
+            .position(|v| v.unsigned_abs() > OUTPUT_BOUND as u64)
+        {
+            Some(index) => Err(ProtocolError::OutputOutOfRange { index }),
+            None => Ok(()),
         }
-        writer.flush()
     }
 
-    /// The client's output share of a conv/linear layer: the offline `W·r − s`, truncated.
-    fn linear_output(
-        &self,
-        shares: &mut [u64],
+    /// A conv or linear layer: take the offline share, send `x − r`, truncate the share.
+    fn linear(
+        &mut self,
+        input: core::ops::Range<usize>,
         out: core::ops::Range<usize>,
         layer: usize,
         shift: u8,
-        offline: &mut impl OfflineSource,
     ) -> Result<(), ProtocolError> {
-        let dst = shares.get_mut(out).ok_or(ProtocolError::Inconsistent)?;
-        offline.linear_share(layer, dst)?;
+        // The plan never places a conv/linear output over its input, so the offline share can
+        // land in the output range before the input is sent.
+        let (src, dst) = split_rw(self.shares, input, out)?;
+        self.probe.enter(Phase::Io);
+        let got = self.offline.linear_share(layer, dst, self.io);
+        self.probe.enter(Phase::Shares);
+        got?;
+        let mut prg = Prg::new(
+            self.client.seed.expose_to_dealer(),
+            layer,
+            Purpose::LinearInput,
+        );
+        let mut writer = WordWriter::new(self.io, self.probe);
+        for &x in src.iter() {
+            writer.push(x.wrapping_sub(prg.next_u64()))?;
+        }
+        writer.flush()?;
         for v in dst.iter_mut() {
             *v = finish_client(*v, shift);
         }
         Ok(())
     }
 
-    #[allow(clippy::too_many_arguments)]
     fn relu(
-        &self,
-        values: &mut [u64],
+        &mut self,
+        values: core::ops::Range<usize>,
         mask: &crate::ReluMask<'_>,
         layer: usize,
         gc_index: &mut u64,
-        material: &mut GcMaterial,
-        offline: &mut impl OfflineSource,
-        io: &mut impl Transport,
     ) -> Result<(), ProtocolError> {
         if mask.kept() == 0 {
             return Ok(());
         }
+        let client = self.client;
+        let values = self
+            .shares
+            .get_mut(values)
+            .ok_or(ProtocolError::Inconsistent)?;
         // 1. Re-share every kept element onto the fresh share q chosen offline, so the client's
         //    circuit inputs (and their OT) never depend on the online phase.
         let mut result = Ok(());
         {
-            let mut prg = Prg::new(&self.seed, layer, Purpose::ReluInput);
-            let mut writer = WordWriter::new(io);
+            let mut prg = Prg::new(client.seed.expose_to_dealer(), layer, Purpose::ReluInput);
+            let mut writer = WordWriter::new(&mut *self.io, &mut *self.probe);
             mask.for_each_kept(|j| {
                 let q = prg.next_u64();
                 if result.is_ok() {
@@ -341,20 +532,31 @@ impl<'m, 'a> Client<'m, 'a> {
         }
         // 2. One garbled ReLU per kept element, fed by the server's online labels.
         let mut kept = 0;
+        let (offline, io, probe, material) = (
+            &mut self.offline,
+            &mut *self.io,
+            &mut *self.probe,
+            &mut *self.material,
+        );
         mask.for_each_kept(|j| {
             if result.is_err() {
                 return;
             }
             result = (|| {
-                offline.relu_material(layer, kept, material)?;
+                probe.enter(Phase::Io);
                 let mut bytes = [0u8; INPUT_LABEL_BYTES];
-                io.recv(&mut bytes)?;
+                let got = offline
+                    .relu_material(layer, kept, material, io)
+                    .and_then(|()| io.recv(&mut bytes));
+                probe.enter(Phase::Garbled);
+                got?;
                 let labels: [gc::Label; SHARE_BITS] = core::array::from_fn(|i| {
                     let mut b = [0u8; LABEL_BYTES];
                     b.copy_from_slice(&bytes[i * LABEL_BYTES..(i + 1) * LABEL_BYTES]);
                     u128::from_le_bytes(b)
                 });
-                let z = gc::evaluate_relu(&self.hash, *gc_index, material, &labels);
+                let z = gc::evaluate_relu(&client.hash, *gc_index, material, &labels);
+                probe.enter(Phase::Shares);
                 *values.get_mut(j).ok_or(ProtocolError::Inconsistent)? = z;
                 Ok(())
             })();

@@ -1,5 +1,6 @@
 //! Secret-shared evaluation: additive shares over `Z_2^64`, a half-gates garbled ReLU, and the
-//! client's side of a Delphi-style online phase. `no_std`, no heap, caller buffers.
+//! client's side of a Delphi-style online phase with its session handshake. `no_std`, no heap,
+//! caller buffers.
 //!
 //! # Protocol (summary; `docs/PROTOCOL.md` has the full description)
 //!
@@ -12,8 +13,13 @@
 //!   simulator). Both truncate locally.
 //! * **Kept ReLU**: the client re-shares the element onto a fresh share `q` chosen offline
 //!   (8 bytes up), the server sends the 64 labels of its share (1 KiB down), the client
-//!   evaluates the garbled circuit ([`gc`]) and gets `ReLU(x) − r'`; the server keeps `r'`.
+//!   evaluates the garbled circuit ([`gc`], half-gates with the TCCR hash of Guo, Katz, Wang
+//!   and Yu) and gets `ReLU(x) − r'`; the server keeps `r'`.
 //! * **Linearized ReLU, pools, adds, flatten**: local arithmetic on shares, no message.
+//! * **Offline material** is stored by the client or streamed to it just before use
+//!   ([`Streamed`]); [`session`] frames the connection (handshake, one start frame per
+//!   inference). Every inference needs a fresh [`ClientSeed`] and fresh material; the API
+//!   consumes both.
 //!
 //! # Fixed point and truncation error
 //!
@@ -46,9 +52,14 @@ pub mod linear;
 pub mod local;
 pub mod prg;
 pub mod ring;
+pub mod session;
 pub mod tolerance;
 
-pub use client::{Client, OfflineSource, Transport, WORD_BYTES};
+pub use client::{
+    Client, ClientBuffers, ClientSeed, NoProbe, OUTPUT_BOUND, OfflineSource, Phase, Probe,
+    Streamed, Transport, WORD_BYTES,
+};
 pub use error::ProtocolError;
 pub use gc::GcMaterial;
 pub use ring::Party;
+pub use session::{Delivery, HandshakeError, Hello, ProtocolName};
