@@ -11,6 +11,11 @@
 #   scripts/gen-firmware-model.sh --demo                          stand-in nearest-centroid digits model (no training)
 #   scripts/gen-firmware-model.sh --check                         fail if the committed files are out of date
 #
+# With --pi, the same modes make the private-inference client's files instead (pi-client):
+# firmware-example/pi/model.pic (the server's), pi/model-arch.pic (what the device embeds),
+# pi/samples.txt and src/pi_generated.rs. `--count N` sets how many samples --from-export picks
+# (default 10).
+#
 # Samples file: one line per sample, `label v0 v1 ... v(n-1)` with the inputs quantized to the
 # model's activation scale. Every sample must be classified correctly by the model on the host.
 set -euo pipefail
@@ -27,10 +32,20 @@ die() {
 }
 
 mode=emit
-model=$FW/model/model.pic
-samples=$FW/model/samples.txt
+pi=0
+count=10
+model=""
+samples=""
 while [[ $# -gt 0 ]]; do
     case "$1" in
+    --pi)
+        pi=1
+        shift
+        ;;
+    --count)
+        count=${2:?--count needs a number}
+        shift 2
+        ;;
     --model)
         model=$(realpath "${2:?--model needs a path}")
         shift 2
@@ -53,12 +68,24 @@ while [[ $# -gt 0 ]]; do
         shift
         ;;
     -h | --help)
-        sed -n '2,16p' "${BASH_SOURCE[0]}"
+        sed -n '2,21p' "${BASH_SOURCE[0]}"
         exit 0
         ;;
     *) die "unknown argument '$1' (see --help)" ;;
     esac
 done
+
+# What the files are for: the plaintext firmware (model/) or the private-inference client (pi/).
+if [[ $pi -eq 1 ]]; then
+    dir=$FW/pi
+    emit_cmd=emit-pi
+    [[ $mode == demo ]] && die "--demo makes the plaintext firmware's stand-in model only"
+else
+    dir=$FW/model
+    emit_cmd=emit
+fi
+[[ -n $model ]] || model=$dir/model.pic
+[[ -n $samples ]] || samples=$dir/samples.txt
 
 # A host build: name the host triple so no thumb build.target from a config file applies.
 host=$(rustc -vV | sed -n 's/^host: //p')
@@ -81,10 +108,11 @@ from-export)
     sidecar=$model.json
     [[ -f $sidecar ]] || die "no export sidecar $sidecar next to the model (written by host-trainer export)"
     unpack_digits
-    "$gen" pick --model "$model" --sidecar "$sidecar" --digits "$tmp/digits.csv" --samples-out "$tmp/samples.txt"
-    "$gen" emit --model "$model" --samples "$tmp/samples.txt" --out-dir "$FW"
+    "$gen" pick --model "$model" --sidecar "$sidecar" --digits "$tmp/digits.csv" \
+        --samples-out "$tmp/samples.txt" --count "$count"
+    "$gen" "$emit_cmd" --model "$model" --samples "$tmp/samples.txt" --out-dir "$FW"
     # Provenance: how the model was trained and how its inputs are normalized.
-    cmp -s "$sidecar" "$FW/model/model.pic.json" || cp "$sidecar" "$FW/model/model.pic.json"
+    cmp -s "$sidecar" "$dir/model.pic.json" || cp "$sidecar" "$dir/model.pic.json"
     ;;
 demo)
     unpack_digits
@@ -93,9 +121,9 @@ demo)
     "$gen" emit --model "$tmp/model.pic" --samples "$tmp/samples.txt" --out-dir "$FW"
     ;;
 check)
-    "$gen" emit --model "$model" --samples "$samples" --out-dir "$FW" --check
+    "$gen" "$emit_cmd" --model "$model" --samples "$samples" --out-dir "$FW" --check
     ;;
 emit)
-    "$gen" emit --model "$model" --samples "$samples" --out-dir "$FW"
+    "$gen" "$emit_cmd" --model "$model" --samples "$samples" --out-dir "$FW"
     ;;
 esac

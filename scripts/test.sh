@@ -2,7 +2,8 @@
 # THE test command: every check CI runs, in the order CI runs them. Run it from anywhere.
 #
 #   scripts/test.sh            all checks
-#   PI_SKIP_FIRMWARE=1 ...     skip the QEMU firmware run (e.g. on a machine without qemu)
+#   PI_SKIP_FIRMWARE=1 ...     skip the QEMU runs (plaintext firmware and private inference), e.g.
+#                              on a machine without qemu
 #
 # On a fresh machine it first installs what it needs (thumb targets, qemu-system-arm, defmt-print,
 # the QEMU instruction-count plugin); both setup scripts return at once when all is there.
@@ -51,8 +52,11 @@ fi
 
 if [[ ${PI_SKIP_FIRMWARE:-0} == 1 ]]; then
     printf '\n==> firmware under QEMU: SKIPPED (PI_SKIP_FIRMWARE=1)\n'
-elif [[ -x scripts/run-firmware.sh ]]; then
+else
     step "firmware under QEMU (checks its predictions)" scripts/run-firmware.sh
+    # The gen check of pi-on-device rebuilds nothing run-firmware has not built already.
+    step "private inference: client on the Cortex-M4F (QEMU), server on the host" \
+        scripts/pi-on-device.sh
 fi
 
 printf '\nAll checks passed.\n'

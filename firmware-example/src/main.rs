@@ -29,6 +29,8 @@ use cortex_m::peripheral::SYST;
 use cortex_m::peripheral::syst::SystClkSource;
 use cortex_m_rt::entry;
 use cortex_m_semihosting::debug;
+use firmware_example::marks::{bench_start, bench_stop};
+use firmware_example::{exit, fnv1a};
 use pi_core::Model;
 
 #[rustfmt::skip]
@@ -43,25 +45,6 @@ static MODEL: &[u8] = include_bytes!("../model/model.pic");
 
 /// SysTick reload: the full 24-bit range.
 const SYST_RELOAD: u32 = 0x00ff_ffff;
-
-// The marker bodies are inline assembly, which the optimizer must keep, and they differ so the
-// linker cannot merge the two functions into one address (the plugin would then see empty
-// regions).
-
-/// Start of a measured region (a call target for the QEMU region plugin).
-#[unsafe(no_mangle)]
-#[inline(never)]
-pub extern "C" fn bench_start() {
-    cortex_m::asm::nop();
-}
-
-/// End of a measured region.
-#[unsafe(no_mangle)]
-#[inline(never)]
-pub extern "C" fn bench_stop() {
-    cortex_m::asm::nop();
-    cortex_m::asm::nop();
-}
 
 /// Why the firmware gives up before running the samples.
 #[derive(defmt::Format)]
@@ -224,22 +207,6 @@ fn start_systick(syst: &mut SYST) {
     syst.set_reload(SYST_RELOAD);
     syst.clear_current();
     syst.enable_counter();
-}
-
-/// 32-bit FNV-1a (the generator stores the same hash of the model file).
-fn fnv1a(bytes: &[u8]) -> u32 {
-    bytes.iter().fold(0x811c_9dc5, |h, &b| {
-        (h ^ u32::from(b)).wrapping_mul(0x0100_0193)
-    })
-}
-
-/// Ends the program with a semihosting exit code (QEMU's process status).
-fn exit(code: debug::ExitStatus) -> ! {
-    debug::exit(code);
-    // Only reached when no debugger or emulator honours the request.
-    loop {
-        cortex_m::asm::wfi();
-    }
 }
 
 #[panic_handler]

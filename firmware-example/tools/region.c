@@ -3,11 +3,16 @@
  * marker addresses (the firmware's `bench_start` and `bench_stop` functions).
  *
  * Arguments (comma separated after the plugin path):
- *   start=0xADDR   address of the first instruction of bench_start (Thumb bit cleared)
- *   stop=0xADDR    address of the first instruction of bench_stop
+ *   start=0xADDR       address of the first instruction of bench_start (Thumb bit cleared)
+ *   stop=0xADDR        address of the first instruction of bench_stop
+ *   mark=NAME@0xADDR   optional, up to 8: a phase marker function; inside a region, the
+ *                      instructions from one marker to the next are attributed to the phase
+ *                      of the first (those before any marker to "other")
  *
  * For every start/stop pair it prints "region N: K insns" through qemu_plugin_outs (shown with
- * `-d plugin`), and at exit "regions: N, total region insns: S, total insns: T".
+ * `-d plugin`), then, when marks were given, "region N phases: other=A NAME=B ..." with one
+ * count per phase (they sum to K), and at exit "regions: N, total region insns: S, total
+ * insns: T".
  * The counts are exact and deterministic: QEMU counts executed instructions, not cycles.
  *
  * Build (header from Debian's qemu source; see scripts/setup-firmware.sh):
@@ -32,12 +37,40 @@ static int region_open;
 static uint64_t addr_start;
 static uint64_t addr_stop;
 
+#define MAX_MARKS 8
+/* Phase 0 is "other"; mark i is phase i + 1. */
+static int n_marks;
+static uint64_t mark_addr[MAX_MARKS];
+static char mark_name[MAX_MARKS][32];
+static uint64_t phase_insns[MAX_MARKS + 1];
+static uint64_t phase_begin;
+static int phase;
+
+/* Attributes the instructions since the last switch to the current phase. */
+static void close_phase(void)
+{
+    phase_insns[phase] += insns_total - phase_begin;
+    phase_begin = insns_total;
+}
+
+static void on_mark(unsigned int vcpu, void *udata)
+{
+    (void)vcpu;
+    if (region_open) {
+        close_phase();
+    }
+    phase = (int)(uintptr_t)udata;
+}
+
 static void on_start(unsigned int vcpu, void *udata)
 {
     (void)vcpu;
     (void)udata;
     region_begin = insns_total;
     region_open = 1;
+    memset(phase_insns, 0, sizeof phase_insns);
+    phase_begin = insns_total;
+    phase = 0;
 }
 
 static void on_stop(unsigned int vcpu, void *udata)
@@ -56,6 +89,21 @@ static void on_stop(unsigned int vcpu, void *udata)
     region_sum += n;
     snprintf(line, sizeof line, "region %" PRIu64 ": %" PRIu64 " insns\n", region_count, n);
     qemu_plugin_outs(line);
+    if (n_marks > 0) {
+        char phases[64 + MAX_MARKS * 56];
+        int len;
+        int i;
+
+        close_phase();
+        len = snprintf(phases, sizeof phases, "region %" PRIu64 " phases: other=%" PRIu64,
+                       region_count, phase_insns[0]);
+        for (i = 0; i < n_marks && len > 0 && (size_t)len < sizeof phases; i++) {
+            len += snprintf(phases + len, sizeof phases - (size_t)len, " %s=%" PRIu64,
+                            mark_name[i], phase_insns[i + 1]);
+        }
+        qemu_plugin_outs(phases);
+        qemu_plugin_outs("\n");
+    }
 }
 
 static void on_translate(qemu_plugin_id_t id, struct qemu_plugin_tb *tb)
@@ -75,6 +123,12 @@ static void on_translate(qemu_plugin_id_t id, struct qemu_plugin_tb *tb)
         }
         if (pc == addr_stop) {
             qemu_plugin_register_vcpu_insn_exec_cb(insn, on_stop, QEMU_PLUGIN_CB_NO_REGS, NULL);
+        }
+        for (int m = 0; m < n_marks; m++) {
+            if (pc == mark_addr[m]) {
+                qemu_plugin_register_vcpu_insn_exec_cb(insn, on_mark, QEMU_PLUGIN_CB_NO_REGS,
+                                                       (void *)(uintptr_t)(m + 1));
+            }
         }
         qemu_plugin_register_vcpu_insn_exec_inline(insn, QEMU_PLUGIN_INLINE_ADD_U64, &insns_total, 1);
     }
@@ -120,8 +174,22 @@ QEMU_PLUGIN_EXPORT int qemu_plugin_install(qemu_plugin_id_t id, const qemu_info_
             have_start = 1;
         } else if (strncmp(arg, "stop=", 5) == 0 && parse_addr(arg + 5, &addr_stop) == 0) {
             have_stop = 1;
+        } else if (strncmp(arg, "mark=", 5) == 0 && n_marks < MAX_MARKS) {
+            const char *at = strchr(arg + 5, '@');
+            size_t len = at ? (size_t)(at - (arg + 5)) : 0;
+
+            if (at == NULL || len == 0 || len >= sizeof mark_name[0] ||
+                parse_addr(at + 1, &mark_addr[n_marks]) != 0) {
+                fprintf(stderr, "region plugin: bad mark '%s' (want mark=NAME@0xADDR)\n", arg);
+                return -1;
+            }
+            memcpy(mark_name[n_marks], arg + 5, len);
+            mark_name[n_marks][len] = '\0';
+            n_marks++;
         } else {
-            fprintf(stderr, "region plugin: bad argument '%s' (want start=0x.. stop=0x..)\n", arg);
+            fprintf(stderr,
+                    "region plugin: bad argument '%s' (want start=0x.. stop=0x.. [mark=NAME@0x..])\n",
+                    arg);
             return -1;
         }
     }

@@ -392,3 +392,22 @@ impl Model<'_> {
         }
     }
 }
+
+impl ModelSpec {
+    /// The model with every weight zeroed and every bias removed: what a private-inference
+    /// client holds (the architecture, masks and scales, which Delphi-style protocols treat as
+    /// public). It has the same [`architecture_digest`](crate::share::session::architecture_digest)
+    /// as the full model.
+    pub fn architecture_only(&self) -> ModelSpec {
+        let mut spec = self.clone();
+        for layer in &mut spec.layers {
+            if let OpSpec::Conv2d { weights, bias, .. } | OpSpec::Linear { weights, bias, .. } =
+                &mut layer.op
+            {
+                weights.iter_mut().for_each(|w| *w = 0);
+                *bias = None;
+            }
+        }
+        spec
+    }
+}

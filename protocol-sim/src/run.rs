@@ -9,7 +9,6 @@ use std::time::Duration;
 use pi_core::Model;
 use pi_core::cost::Direction;
 use pi_core::share::Delivery;
-use pi_core::spec::OpSpec;
 
 use crate::SimError;
 use crate::channel::{Meter, Metered, Stats, pipe, tcp_loopback};
@@ -98,17 +97,7 @@ pub fn argmax(v: &[i64]) -> usize {
 /// The model with every weight and bias removed: what the client knows (the architecture and
 /// the scales, which Delphi treats as public).
 pub fn architecture_only(model: &Model<'_>) -> Result<Vec<u8>, SimError> {
-    let mut spec = model.to_spec();
-    for layer in &mut spec.layers {
-        match &mut layer.op {
-            OpSpec::Conv2d { weights, bias, .. } | OpSpec::Linear { weights, bias, .. } => {
-                weights.iter_mut().for_each(|w| *w = 0);
-                *bias = None;
-            }
-            _ => {}
-        }
-    }
-    Ok(spec.to_bytes()?)
+    Ok(model.to_spec().architecture_only().to_bytes()?)
 }
 
 /// The two parties' randomness for a run: the OS's, or two disjoint reproducible streams.

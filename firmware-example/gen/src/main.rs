@@ -2,6 +2,7 @@
 //!
 //! ```text
 //! firmware-gen emit --model M.pic --samples S.txt --out-dir firmware-example [--check]
+//! firmware-gen emit-pi --model M.pic --samples S.txt --out-dir firmware-example [--check]
 //! firmware-gen demo --digits digits.csv --model-out M.pic --samples-out S.txt [--count N]
 //! firmware-gen pick --model M.pic --sidecar M.pic.json --digits digits.csv --samples-out S.txt [--count N]
 //! ```
@@ -13,6 +14,9 @@
 //! fails on a wrong prediction, so a sample the model gets wrong would make CI fail by design.
 //! With `--check` nothing is written; the command fails when a committed file differs from what
 //! it would write.
+//!
+//! `emit-pi` writes the private-inference client's files instead (module `pi`): the server's
+//! model, its architecture-only copy for the device, and `src/pi_generated.rs`.
 //!
 //! `demo` builds a stand-in model without training: a nearest-centroid classifier for the 8x8
 //! digits (class means fitted on the even rows, samples taken from the odd rows), written as
@@ -33,6 +37,8 @@ use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
+mod pi;
+
 use pi_core::spec::{LayerSpec, MaskSpec, ModelSpec, OpSpec};
 use pi_core::{Model, Shape};
 
@@ -48,6 +54,7 @@ fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let result = match args.first().map(String::as_str) {
         Some("emit") => emit(&args[1..]),
+        Some("emit-pi") => pi::emit_pi(&args[1..]),
         Some("demo") => demo(&args[1..]),
         Some("pick") => pick(&args[1..]),
         _ => Err(USAGE.to_string()),
@@ -63,6 +70,7 @@ fn main() -> ExitCode {
 
 const USAGE: &str = "usage:
   firmware-gen emit --model M.pic --samples S.txt --out-dir DIR [--check]
+  firmware-gen emit-pi --model M.pic --samples S.txt --out-dir DIR [--check]
   firmware-gen demo --digits digits.csv --model-out M.pic --samples-out S.txt [--count N]
   firmware-gen pick --model M.pic --sidecar M.pic.json --digits digits.csv --samples-out S.txt [--count N]";
 
@@ -250,7 +258,10 @@ fn generated_rs(
     let _ = writeln!(s, "pub const RELUS_KEPT: u64 = {};", relus.kept);
     let _ = writeln!(s, "/// ReLU sites in the model.");
     let _ = writeln!(s, "pub const RELUS_TOTAL: u64 = {};", relus.total);
-    let _ = writeln!(s, "/// Multiply-accumulates per inference (conv and linear layers).");
+    let _ = writeln!(
+        s,
+        "/// Multiply-accumulates per inference (conv and linear layers)."
+    );
     let _ = writeln!(s, "pub const MACS: u64 = {};", model.macs());
     s.push('\n');
     s.push_str(
@@ -311,17 +322,7 @@ fn emit(args: &[String]) -> Result<()> {
         ),
     ];
     if check {
-        let stale: Vec<String> = outputs
-            .iter()
-            .filter(|(path, bytes)| std::fs::read(path).ok().as_ref() != Some(bytes))
-            .map(|(path, _)| path.display().to_string())
-            .collect();
-        if !stale.is_empty() {
-            return Err(format!(
-                "out of date (run scripts/gen-firmware-model.sh): {}",
-                stale.join(", ")
-            ));
-        }
+        write_or_check(&outputs, true)?;
         eprintln!(
             "firmware-gen: generated files match the model ({} samples, arena {} words)",
             samples.len(),
@@ -329,13 +330,7 @@ fn emit(args: &[String]) -> Result<()> {
         );
         return Ok(());
     }
-    for (path, bytes) in &outputs {
-        // Copying a file onto itself (the usual `--model model/model.pic`) is a no-op.
-        if std::fs::read(path).ok().as_ref() != Some(bytes) {
-            write(path, bytes)?;
-            eprintln!("firmware-gen: wrote {}", path.display());
-        }
-    }
+    write_or_check(&outputs, false)?;
     eprintln!(
         "firmware-gen: {} samples, all correct on the host; arena {} words, {} of {} ReLUs kept",
         samples.len(),
@@ -343,6 +338,34 @@ fn emit(args: &[String]) -> Result<()> {
         model.relu_count().kept,
         model.relu_count().total
     );
+    Ok(())
+}
+
+/// Writes every `(path, bytes)` that differs from the file on disk; with `check`, writes
+/// nothing and fails naming the files that differ.
+fn write_or_check(outputs: &[(PathBuf, Vec<u8>)], check: bool) -> Result<()> {
+    let stale: Vec<&PathBuf> = outputs
+        .iter()
+        .filter(|(path, bytes)| std::fs::read(path).ok().as_ref() != Some(bytes))
+        .map(|(path, _)| path)
+        .collect();
+    if check {
+        if !stale.is_empty() {
+            let names: Vec<String> = stale.iter().map(|p| p.display().to_string()).collect();
+            return Err(format!(
+                "out of date (run scripts/gen-firmware-model.sh): {}",
+                names.join(", ")
+            ));
+        }
+        return Ok(());
+    }
+    for (path, bytes) in outputs {
+        // Copying a file onto itself (the usual `--model model/model.pic`) is a no-op.
+        if stale.contains(&path) {
+            write(path, bytes)?;
+            eprintln!("firmware-gen: wrote {}", path.display());
+        }
+    }
     Ok(())
 }
 

@@ -48,9 +48,7 @@ use crate::layer::Op;
 use crate::model::Model;
 
 use super::error::ProtocolError;
-use super::gc::{
-    self, GcHash, GcMaterial, INPUT_LABEL_BYTES, LABEL_BYTES, MATERIAL_BYTES, SHARE_BITS,
-};
+use super::gc::{self, GcHash, GcMaterial, INPUT_LABEL_BYTES, LABEL_BYTES, SHARE_BITS};
 use super::linear::finish_client;
 use super::local;
 use super::prg::{Prg, Purpose};
@@ -104,7 +102,8 @@ pub trait OfflineSource {
 /// stores nothing between the phases, and its RAM holds one ReLU's material at a time.
 ///
 /// Byte order: per conv/linear layer, `8·n_out` bytes of `W·r − s` (little-endian `u64`) before
-/// the client sends that layer's masked input; per kept ReLU, the [`MATERIAL_BYTES`] of
+/// the client sends that layer's masked input; per kept ReLU, the
+/// [`MATERIAL_BYTES`](super::gc::MATERIAL_BYTES) of
 /// [`GcMaterial::write_bytes`] before the server's labels for it.
 #[derive(Debug, Default, Clone, Copy)]
 pub struct Streamed;
@@ -126,10 +125,7 @@ impl OfflineSource for Streamed {
         out: &mut GcMaterial,
         io: &mut T,
     ) -> Result<(), ProtocolError> {
-        let mut bytes = [0u8; MATERIAL_BYTES];
-        io.recv(&mut bytes)?;
-        out.read_bytes(&bytes);
-        Ok(())
+        out.read_from(|bytes| io.recv(bytes))
     }
 }
 

@@ -74,9 +74,16 @@ pub type Label = u128;
 /// The fixed public AES key of the garbling hash (any public constant works).
 const FIXED_KEY: [u8; 16] = *b"pi-toolkit-gc-k1";
 
-/// Blocks hashed together per call to the block cipher (lets AES-NI pipeline, and fills both
+/// Independent gates hashed together in the multiplexer (lets AES-NI pipeline, and fills both
 /// lanes of the 32-bit fixsliced software AES).
 const BATCH: usize = 8;
+
+/// Blocks the `aes` crate encrypts in parallel on this target: two for the 32-bit fixsliced
+/// software AES, eight for AES-NI (and the 64-bit fixslice, which takes four, does fine).
+#[cfg(target_pointer_width = "32")]
+const PAR: usize = 2;
+#[cfg(not(target_pointer_width = "32"))]
+const PAR: usize = 8;
 
 /// A fixed-key 128-bit block cipher: the permutation π of the garbling hash.
 ///
@@ -115,18 +122,24 @@ impl core::fmt::Debug for Aes128Cipher {
 
 impl BlockCipher for Aes128Cipher {
     fn encrypt(&self, blocks: &mut [u128]) {
-        for chunk in blocks.chunks_mut(BATCH) {
-            let mut buf = [aes::Block::default(); BATCH];
-            for (b, x) in buf.iter_mut().zip(chunk.iter()) {
-                *b = GenericArray::from(x.to_le_bytes());
-            }
-            let n = chunk.len();
-            self.0.encrypt_blocks(&mut buf[..n]);
+        let block = |x: u128| GenericArray::from(x.to_le_bytes());
+        let value = |b: &aes::Block| {
+            let mut bytes = [0u8; 16];
+            bytes.copy_from_slice(b);
+            u128::from_le_bytes(bytes)
+        };
+        let mut chunks = blocks.chunks_exact_mut(PAR);
+        for chunk in &mut chunks {
+            let mut buf: [aes::Block; PAR] = core::array::from_fn(|k| block(chunk[k]));
+            self.0.encrypt_blocks(&mut buf);
             for (x, b) in chunk.iter_mut().zip(&buf) {
-                let mut bytes = [0u8; 16];
-                bytes.copy_from_slice(b);
-                *x = u128::from_le_bytes(bytes);
+                *x = value(b);
             }
+        }
+        for x in chunks.into_remainder() {
+            let mut b = block(*x);
+            self.0.encrypt_block(&mut b);
+            *x = value(&b);
         }
     }
 }
@@ -160,23 +173,18 @@ impl<C: BlockCipher> TccrHash<C> {
         self.cipher.encrypt(x);
     }
 
-    /// Finishes `H(x_k, i_k) = π(y_k ⊕ i_k) ⊕ y_k` from `y_k = π(x_k)`, in place.
+    /// Finishes `H(x_k, i_k) = π(y_k ⊕ i_k) ⊕ y_k` from `y_k = π(x_k)`, in place, for
+    /// `N` blocks.
     #[inline]
-    fn second(&self, y: &mut [u128], tweaks: &[u128]) {
-        let mut t = [0u128; 2 * BATCH];
-        for (ys, ts) in y.chunks_mut(t.len()).zip(tweaks.chunks(t.len())) {
-            let t = &mut t[..ys.len()];
-            for ((tk, &yk), &ik) in t.iter_mut().zip(ys.iter()).zip(ts) {
-                *tk = yk ^ ik;
-            }
-            self.cipher.encrypt(t);
-            for (yk, &tk) in ys.iter_mut().zip(t.iter()) {
-                *yk ^= tk;
-            }
+    fn second<const N: usize>(&self, y: &mut [u128; N], tweaks: &[u128; N]) {
+        let mut t: [u128; N] = core::array::from_fn(|k| y[k] ^ tweaks[k]);
+        self.cipher.encrypt(&mut t);
+        for (yk, tk) in y.iter_mut().zip(t) {
+            *yk ^= tk;
         }
     }
 
-    /// `H(x_k, i_k)` for up to `N` blocks at once.
+    /// `H(x_k, i_k)` for `N` blocks at once.
     #[inline]
     fn hash<const N: usize>(&self, mut x: [u128; N], tweaks: [u128; N]) -> [u128; N] {
         self.first(&mut x);
@@ -331,32 +339,38 @@ impl<C: BlockCipher> Gates for Garbler<'_, C> {
         let d = self.delta;
         let mut pb = [b0, b0 ^ d];
         self.hash.first(&mut pb);
-        for (a_chunk, out_chunk) in a.chunks(BATCH / 2).zip(out.chunks_mut(BATCH / 2)) {
-            // Per gate: the two A labels get both calls, the two shared B labels the second only.
-            let mut y = [0u128; 2 * BATCH];
-            let mut tw = [0u128; 2 * BATCH];
-            let mut first = [0u128; BATCH];
-            for (k, &a0) in a_chunk.iter().enumerate() {
-                first[2 * k] = a0;
-                first[2 * k + 1] = a0 ^ d;
-            }
-            let n = a_chunk.len();
-            self.hash.first(&mut first[..2 * n]);
-            for k in 0..n {
-                let (j0, j1) = tweaks(self.gc_index, self.gate + k);
-                y[4 * k..4 * k + 4].copy_from_slice(&[
-                    first[2 * k],
-                    first[2 * k + 1],
-                    pb[0],
-                    pb[1],
-                ]);
-                tw[4 * k..4 * k + 4].copy_from_slice(&[j0, j0, j1, j1]);
-            }
-            self.hash.second(&mut y[..4 * n], &tw[..4 * n]);
+        // Per gate: the two A labels get both calls, the shared B labels only the second.
+        let mut pairs = a
+            .chunks_exact(BATCH / 2)
+            .zip(out.chunks_exact_mut(BATCH / 2));
+        for (a_chunk, out_chunk) in &mut pairs {
+            let mut first: [u128; BATCH] =
+                core::array::from_fn(|k| a_chunk[k / 2] ^ select(k as u128, d));
+            self.hash.first(&mut first);
+            let mut y: [u128; 2 * BATCH] = core::array::from_fn(|k| {
+                if k % 4 < 2 {
+                    first[k / 4 * 2 + k % 4]
+                } else {
+                    pb[k % 2]
+                }
+            });
+            let tw: [u128; 2 * BATCH] = core::array::from_fn(|k| {
+                let (j0, j1) = tweaks(self.gc_index, self.gate + k / 4);
+                if k % 4 < 2 { j0 } else { j1 }
+            });
+            self.hash.second(&mut y, &tw);
             for (k, (o, &a0)) in out_chunk.iter_mut().zip(a_chunk).enumerate() {
-                let h = [y[4 * k], y[4 * k + 1], y[4 * k + 2], y[4 * k + 3]];
-                *o = self.finish(a0, b0, h);
+                *o = self.finish(a0, b0, [y[4 * k], y[4 * k + 1], y[4 * k + 2], y[4 * k + 3]]);
             }
+        }
+        let rest = a.len() - a.len() % (BATCH / 2);
+        for (o, &a0) in out[rest..].iter_mut().zip(&a[rest..]) {
+            let (j0, j1) = tweaks(self.gc_index, self.gate);
+            let mut ya = [a0, a0 ^ d];
+            self.hash.first(&mut ya);
+            let mut y = [ya[0], ya[1], pb[0], pb[1]];
+            self.hash.second(&mut y, &[j0, j0, j1, j1]);
+            *o = self.finish(a0, b0, y);
         }
     }
 }
@@ -398,24 +412,29 @@ impl<C: BlockCipher> Gates for Evaluator<'_, C> {
     fn and_shared(&mut self, a: &[Label], b: Label, out: &mut [Label]) {
         let mut pb = [b];
         self.hash.first(&mut pb);
-        for (a_chunk, out_chunk) in a.chunks(BATCH).zip(out.chunks_mut(BATCH)) {
-            let n = a_chunk.len();
-            let mut first = [0u128; BATCH];
-            first[..n].copy_from_slice(a_chunk);
-            self.hash.first(&mut first[..n]);
-            let mut y = [0u128; 2 * BATCH];
-            let mut tw = [0u128; 2 * BATCH];
-            for k in 0..n {
-                let (j0, j1) = tweaks(self.gc_index, self.gate + k);
-                y[2 * k] = first[k];
-                y[2 * k + 1] = pb[0];
-                tw[2 * k] = j0;
-                tw[2 * k + 1] = j1;
-            }
-            self.hash.second(&mut y[..2 * n], &tw[..2 * n]);
+        let mut chunks = a.chunks_exact(BATCH).zip(out.chunks_exact_mut(BATCH));
+        for (a_chunk, out_chunk) in &mut chunks {
+            let mut first: [u128; BATCH] = core::array::from_fn(|k| a_chunk[k]);
+            self.hash.first(&mut first);
+            let mut y: [u128; 2 * BATCH] =
+                core::array::from_fn(|k| if k % 2 == 0 { first[k / 2] } else { pb[0] });
+            let tw: [u128; 2 * BATCH] = core::array::from_fn(|k| {
+                let (j0, j1) = tweaks(self.gc_index, self.gate + k / 2);
+                if k % 2 == 0 { j0 } else { j1 }
+            });
+            self.hash.second(&mut y, &tw);
             for (k, (o, &ak)) in out_chunk.iter_mut().zip(a_chunk).enumerate() {
                 *o = self.finish(ak, b, y[2 * k], y[2 * k + 1]);
             }
+        }
+        let rest = a.len() - a.len() % BATCH;
+        for (o, &ak) in out[rest..].iter_mut().zip(&a[rest..]) {
+            let (j0, j1) = tweaks(self.gc_index, self.gate);
+            let mut ya = [ak];
+            self.hash.first(&mut ya);
+            let mut y = [ya[0], pb[0]];
+            self.hash.second(&mut y, &[j0, j1]);
+            *o = self.finish(ak, b, y[0], y[1]);
         }
     }
 }
@@ -484,6 +503,35 @@ impl GcMaterial {
             chunk.copy_from_slice(&l.to_le_bytes());
         }
         out[MATERIAL_BYTES - DECODE_BYTES..].copy_from_slice(&self.decode.to_le_bytes());
+    }
+
+    /// Reads the bytes of [`GcMaterial::write_bytes`] from `recv`, which fills the buffers it
+    /// is given (at most 256 bytes each), so no 8 KiB buffer is needed on the way in.
+    pub fn read_from<E>(
+        &mut self,
+        mut recv: impl FnMut(&mut [u8]) -> Result<(), E>,
+    ) -> Result<(), E> {
+        const CHUNK: usize = 16;
+        let mut buf = [0u8; CHUNK * LABEL_BYTES];
+        for labels in [
+            &mut self.tables[..],
+            &mut self.client_labels,
+            &mut self.mask_labels,
+        ] {
+            for chunk in labels.chunks_mut(CHUNK) {
+                let bytes = &mut buf[..chunk.len() * LABEL_BYTES];
+                recv(bytes)?;
+                for (l, b) in chunk.iter_mut().zip(bytes.chunks_exact(LABEL_BYTES)) {
+                    let mut le = [0u8; LABEL_BYTES];
+                    le.copy_from_slice(b);
+                    *l = u128::from_le_bytes(le);
+                }
+            }
+        }
+        let mut d = [0u8; DECODE_BYTES];
+        recv(&mut d)?;
+        self.decode = u64::from_le_bytes(d);
+        Ok(())
     }
 
     /// Reads what [`GcMaterial::write_bytes`] wrote.
@@ -621,6 +669,16 @@ mod tests {
         let mut back = GcMaterial::EMPTY;
         back.read_bytes(&bytes);
         assert_eq!(back, m);
+        let mut streamed = GcMaterial::EMPTY;
+        let mut at = 0;
+        streamed
+            .read_from(|buf: &mut [u8]| {
+                buf.copy_from_slice(&bytes[at..at + buf.len()]);
+                at += buf.len();
+                Ok::<(), ()>(())
+            })
+            .unwrap();
+        assert_eq!((streamed, at), (m.clone(), MATERIAL_BYTES));
         let labels = encode(&zs, delta, 23);
         assert_eq!(evaluate_relu(&hash, 3, &back, &labels), 100 + 5);
         // Another circuit's tweaks give garbage.

@@ -515,6 +515,18 @@ mod tests {
     }
 
     #[test]
+    fn the_ring_gc_constant_is_its_name() {
+        assert_eq!(ProtocolName::new("ring-gc"), Some(ProtocolName::RING_GC));
+        assert_eq!(ProtocolName::RING_GC.as_str(), "ring-gc");
+        assert_eq!(
+            ProtocolName::new("sixteen-bytes-!!"),
+            ProtocolName::new("sixteen-bytes-!!")
+        );
+        assert!(ProtocolName::new("seventeen-bytes-!").is_none());
+        assert!(ProtocolName::new("tab\there").is_none());
+    }
+
+    #[test]
     fn hello_round_trips_and_every_field_is_checked() {
         let ours = hello(Delivery::Streamed);
         let (back, status) = Hello::decode(&ours.encode(None), false).unwrap();
