@@ -6,8 +6,11 @@
 #   host-private     criterion wall clock of the PI building blocks (garbled ReLU, masks, shares, cost)
 #   trainer          criterion wall clock of host-trainer forward and train step per architecture
 #   firmware         Cortex-M4F instruction counts, flash and RAM under QEMU (scripts/run-firmware.sh)
+#   pi-device        private inference with the client on the Cortex-M4F (scripts/pi-on-device.sh);
+#                    also refreshes firmware-example/pi/measured.txt, which the cost model's test reads
 #
-#   benches/run.sh [host-inference] [host-callgrind] [host-private] [firmware]   (default: all)
+#   benches/run.sh [host-inference] [host-callgrind] [host-private] [trainer] [firmware] [pi-device]
+#   (default: all)
 #
 # Needs valgrind for callgrind and what scripts/setup-firmware.sh installs for the firmware table.
 set -euo pipefail
@@ -17,7 +20,7 @@ OUT=$(mktemp -d)
 trap 'rm -rf "$OUT"' EXIT
 
 sections=("$@")
-[[ ${#sections[@]} -gt 0 ]] || sections=(host-inference host-callgrind host-private trainer firmware)
+[[ ${#sections[@]} -gt 0 ]] || sections=(host-inference host-callgrind host-private trainer firmware pi-device)
 
 machine() {
     printf '%s, %s cores, %s' "$(uname -m)" "$(nproc)" "$(rustc --version | cut -d' ' -f1-2)"
@@ -173,6 +176,42 @@ print(f"| Static RAM | {int(r['static_ram_bytes']):,} B |")
 PY
 }
 
+pi_device() {
+    scripts/pi-on-device.sh --report "$OUT/pi.txt" >"$OUT/pi.log" 2>&1 || {
+        cat "$OUT/pi.log" >&2
+        exit 1
+    }
+    cp "$OUT/pi.txt" "$ROOT/firmware-example/pi/measured.txt"
+    python3 - "$OUT/pi.txt" "$ROOT/firmware-example/src/pi_generated.rs" >"$OUT/pi-device.md" <<'PY'
+import re, sys
+r = dict(line.strip().split("=", 1) for line in open(sys.argv[1]) if "=" in line and not line.startswith("#"))
+g = open(sys.argv[2]).read()
+total = int(re.search(r"of (\d+) ReLUs kept", g).group(1))
+n = lambda k: f"{float(r[k]):,.0f}"
+print("`benches/run.sh pi-device` (`scripts/pi-on-device.sh`: QEMU `mps2-an386`, region plugin;")
+print("instructions, not cycles; the client's waiting for the server is counted apart and left out).")
+print()
+print("| Figure | Value |")
+print("|---|---:|")
+print(f"| Model | digits CNN, {int(r['relus_kept']):,} of {total:,} ReLUs kept, material streamed |")
+print(f"| Inferences, argmax agreement with plaintext | {r['inferences']}, {r['argmax_agreement']} |")
+print(f"| Instructions per inference | {n('insns_per_inference')} |")
+print(f"| &nbsp;&nbsp;share arithmetic | {n('share_insns_per_inference')} |")
+print(f"| &nbsp;&nbsp;garbled-circuit evaluation | {n('gc_insns_per_inference')} |")
+print(f"| &nbsp;&nbsp;transport (UART) | {n('io_insns_per_inference')} |")
+print(f"| Instructions per garbled ReLU | {n('insns_per_garbled_relu')} |")
+print(f"| Cost model estimate per garbled ReLU (`cortex-m4-64`) | {n('cost_model_per_relu')} |")
+print(f"| AES-128 block (RustCrypto fixsliced, 2 blocks per pass) | {n('aes_insns_per_block')} |")
+print(f"| AES floor per ReLU (694 blocks) | {n('aes_floor_per_relu')} |")
+print(f"| Other work per AND | {n('gc_and_overhead_insns')} |")
+print(f"| ChaCha20 per byte | {float(r['chacha_insns_per_byte']):.1f} |")
+print(f"| Bytes client→server / server→client per inference | {n('bytes_up')} / {n('bytes_down')} |")
+print(f"| Flights per inference | {r['flights']} |")
+print(f"| Flash | {n('flash_bytes')} B |")
+print(f"| Peak RAM (static + stack high-water mark) | {n('peak_ram_bytes')} B ({n('static_ram_bytes')} + {n('stack_bytes')}) |")
+PY
+}
+
 for section in "${sections[@]}"; do
     case $section in
         host-inference) host_inference ;;
@@ -180,6 +219,7 @@ for section in "${sections[@]}"; do
         host-private) host_private ;;
         trainer) trainer ;;
         firmware) firmware ;;
+        pi-device) pi_device ;;
         *) echo "run.sh: unknown section $section" >&2; exit 2 ;;
     esac
     python3 - "$ROOT/BENCHMARKS.md" "$section" "$OUT/$section.md" <<'PY'

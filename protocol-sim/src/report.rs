@@ -70,6 +70,8 @@ pub fn totals_json(t: &Totals) -> Value {
         "online_latency_us": t.online_latency_us,
         "offline_latency_us": t.offline_latency_us,
         "client_material_fits": t.fit.name(),
+        "material_delivery": t.delivery.name(),
+        "material_streamed_bytes": t.streamed,
     })
 }
 
@@ -156,6 +158,13 @@ pub fn cost_table(m: &CostModel, what: &str, r: &CostReport, all: &Totals) -> St
     );
     summary(&mut out, "total", t);
     summary(&mut out, "all-ReLU", all);
+    if t.streamed > 0 {
+        let _ = writeln!(
+            out,
+            "client material streamed in the online phase: {} (counted in online down and latency)",
+            bytes(t.streamed)
+        );
+    }
     if t.setup.total() > 0 {
         let _ = writeln!(out, "one-time setup: {} each way", bytes(t.setup.up));
     }
