@@ -69,7 +69,7 @@ host_private() {
         python3 - "$ROOT/target/criterion" <<'PY'
 import json, os, sys
 root = sys.argv[1]
-for group in ("garbled_relu", "chacha20_masks", "conv_on_shares", "cost_model"):
+for group in ("garbled_relu", "garbled_relu_lock_step", "chacha20_masks", "conv_on_shares", "cost_model"):
     gdir = os.path.join(root, group)
     if not os.path.isdir(gdir):
         continue
@@ -82,8 +82,11 @@ for group in ("garbled_relu", "chacha20_masks", "conv_on_shares", "cost_model"):
         thr = bench.get("throughput") or {}
         name = bench.get("full_id", f"{group}/{case}")
         time = f"{mean/1e6:.3f} ms" if mean >= 1e5 else f"{mean/1e3:.2f} µs"
+        # Per AND gate, for comparing one-at-a-time with lock-step.
+        if group.startswith("garbled_relu") and "Elements" in thr:
+            time += f" ({mean/thr['Elements']:.1f} ns/AND)"
         if "Elements" in thr:
-            unit = "AND gates/s" if group == "garbled_relu" else "MAC/s"
+            unit = "AND gates/s" if group.startswith("garbled_relu") else "MAC/s"
             rate = f"{thr['Elements']/mean*1e3:.1f} M{unit}"
         elif "Bytes" in thr:
             rate = f"{thr['Bytes']/mean:.2f} GB/s"

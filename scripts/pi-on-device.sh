@@ -9,7 +9,11 @@
 # tolerance), every byte count equals the cost model's, and the cost model's per-ReLU estimate is
 # within 10% of the measurement.
 #
-# Usage: scripts/pi-on-device.sh [--no-gen-check] [--report FILE] [--timeout SECS]
+# Usage: scripts/pi-on-device.sh [--relu full|split] [--sign-bits T] [--no-gen-check]
+#                                [--report FILE] [--timeout SECS]
+#   --relu KIND     the ReLU protocol: full (the 189-AND circuit, default) or split (garbled sign on
+#                   T bits plus a multiplexer; the server proves each layer's range)
+#   --sign-bits T   the split ReLU's sign width (default 64, exact)
 #   --no-gen-check  skip scripts/gen-firmware-model.sh --pi --check (which builds a host tool)
 #   --report FILE   also write the figures as key=value lines to FILE
 #   --timeout SECS  wall-clock limit for the QEMU run (default 900)
@@ -40,8 +44,20 @@ die() {
 gen_check=1
 report=""
 timeout_s=900
+relu=full
+sign_bits=64
 while [[ $# -gt 0 ]]; do
     case "$1" in
+    --relu)
+        relu=${2:?--relu needs full or split}
+        [[ $relu == full || $relu == split ]] || die "--relu: full or split, not '$relu'"
+        shift 2
+        ;;
+    --sign-bits)
+        sign_bits=${2:?--sign-bits needs a number}
+        [[ $sign_bits =~ ^[0-9]+$ && $sign_bits -ge 2 && $sign_bits -le 64 ]] || die "--sign-bits: 2 to 64"
+        shift 2
+        ;;
     --no-gen-check)
         gen_check=0
         shift
@@ -55,7 +71,7 @@ while [[ $# -gt 0 ]]; do
         shift 2
         ;;
     -h | --help)
-        sed -n '2,18p' "${BASH_SOURCE[0]}"
+        sed -n '2,23p' "${BASH_SOURCE[0]}"
         exit 0
         ;;
     *) die "unknown argument '$1' (see --help)" ;;
@@ -74,7 +90,14 @@ fi
 
 log "building protocol-sim"
 (cd "$ROOT" && cargo build --quiet --locked -p protocol-sim) || die "protocol-sim build failed"
-log "building pi-client (release, thumbv7em-none-eabihf)"
+log "building pi-client (release, thumbv7em-none-eabihf), $relu ReLU"
+if [[ $relu == split ]]; then
+    export PI_SPLIT_SIGN_BITS=$sign_bits
+    relu_aes=$((4 * (sign_bits - 1) + 2))
+else
+    unset PI_SPLIT_SIGN_BITS
+    relu_aes=$RELU_AES
+fi
 (cd "$FW" && "$ROOT/scripts/cross-build.sh" build --release --bin pi-client) || die "firmware build failed"
 [[ -f $ELF ]] || die "no ELF at $ELF after the build"
 
@@ -159,7 +182,7 @@ done < <(readelf -SW "$ELF" | sed -n 's/^ *\[ *[0-9]*\] *//p')
 
 # Instruction counts: regions 1-4 calibrate, the rest are inferences.
 figures=$(awk -v kept="$kept" -v aes_blocks="$CAL_AES_BLOCKS" -v chacha_bytes="$CAL_CHACHA_BYTES" \
-    -v ands="$RELU_ANDS" -v relu_aes="$RELU_AES" '
+    -v ands="$RELU_ANDS" -v relu_aes="$RELU_AES" -v used_aes="$relu_aes" '
     /^region [0-9]+: [0-9]+ insns$/ { r = $2 + 0; total[r] = $3 + 0; n = r }
     /^region [0-9]+ phases:/ {
         r = $2 + 0
@@ -187,7 +210,7 @@ figures=$(awk -v kept="$kept" -v aes_blocks="$CAL_AES_BLOCKS" -v chacha_bytes="$
         printf "io_insns_per_inference=%.0f\n", io / k
         printf "wait_insns_per_inference=%.0f\n", wait / k
         printf "insns_per_garbled_relu=%.0f\n", (kept > 0 ? garbled / k / kept : 0)
-        printf "aes_floor_per_relu=%.0f\n", relu_aes * aes
+        printf "aes_floor_per_relu=%.0f\n", used_aes * aes
     }' "$work/plugin.log")
 grep -q '^error=' <<<"$figures" && die "${figures#error=}"
 get() { sed -n "s/^$1=//p" <<<"$figures"; }
@@ -195,8 +218,8 @@ per_relu=$(get insns_per_garbled_relu)
 peak=$((ram + stack))
 
 printf '\n'
-printf 'private inference on the Cortex-M4F (QEMU mps2-an386), %s kept ReLUs, %s inferences, %ss wall\n' \
-    "$kept" "$(get inferences)" "$wall"
+printf 'private inference on the Cortex-M4F (QEMU mps2-an386), %s kept ReLUs (%s), %s inferences, %ss wall\n' \
+    "$kept" "$([[ $relu == split ]] && echo "split, $sign_bits sign bits" || echo full)" "$(get inferences)" "$wall"
 printf '  instructions per inference: %s (share arithmetic %s, garbled circuits %s, transport %s; waiting for the server %s, not counted)\n' \
     "$(get insns_per_inference)" "$(get share_insns_per_inference)" "$(get gc_insns_per_inference)" \
     "$(get io_insns_per_inference)" "$(get wait_insns_per_inference)"
@@ -214,6 +237,8 @@ if [[ -n $report ]]; then
     {
         echo "# scripts/pi-on-device.sh --report, $(date -u +%Y-%m-%d), QEMU $(qemu-system-arm --version | sed -n 's/^QEMU emulator version \([^ ]*\).*/\1/p')"
         echo "relus_kept=$kept"
+        echo "relu=$relu"
+        echo "sign_bits=$sign_bits"
         echo "$figures"
         echo "cost_model_per_relu=$estimate"
         echo "flash_bytes=$flash"

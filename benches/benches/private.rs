@@ -1,6 +1,7 @@
 //! Private-inference building blocks (criterion): the client's garbled-ReLU evaluation and the
-//! server's garbling (half-gates, fixed-key AES), ChaCha20 mask generation, a conv layer over
-//! Z_2^64 shares, and the cost model over a whole ResNet-20.
+//! server's garbling (half-gates, TCCR over fixed-key AES), one ReLU at a time and eight in
+//! lock-step, full and sign circuits; ChaCha20 mask generation, a conv layer over Z_2^64 shares,
+//! and the cost model over a whole ResNet-20.
 
 use benches::{conv_layer, resnet_cifar};
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
@@ -62,6 +63,117 @@ fn garbled_relu(c: &mut Criterion) {
     group.finish();
 }
 
+/// One ReLU at a time against eight in lock-step (`garble_relus`/`evaluate_relus`), the full
+/// circuit and the 16-bit sign circuit; throughput in AND gates.
+fn lock_step(c: &mut Criterion) {
+    const B: usize = 8;
+    let hash = GcHash::new();
+    let mut prg = Prg::new(&SEED, 1, Purpose::Server);
+    let delta = prg.next_u128() | 1;
+    let zero: [[u128; SHARE_BITS]; B] = core::array::from_fn(|_| labels(&mut prg));
+    let gcs: [u64; B] = core::array::from_fn(|i| i as u64);
+    let mut ms: Vec<GcMaterial> = vec![GcMaterial::EMPTY; B];
+    let mut group = c.benchmark_group("garbled_relu_lock_step");
+    group.throughput(Throughput::Elements((B * gc::RELU_AND_GATES) as u64));
+    group.bench_function("full: garble 8, one at a time", |b| {
+        b.iter(|| {
+            for (i, m) in ms.iter_mut().enumerate() {
+                garble_relu(
+                    &hash,
+                    delta,
+                    i as u64,
+                    &zero[i],
+                    &zero[i],
+                    &zero[i],
+                    &mut m.tables,
+                );
+            }
+        })
+    });
+    group.bench_function("full: garble 8 in lock-step", |b| {
+        b.iter(|| {
+            let tables: &mut [GcMaterial; B] = ms.as_mut_slice().try_into().expect("eight");
+            gc::garble_relus(
+                &hash,
+                delta,
+                gcs,
+                zero.each_ref(),
+                zero.each_ref(),
+                zero.each_ref(),
+                tables.each_mut().map(|m| &mut m.tables),
+            )
+        })
+    });
+    let server: [[u128; SHARE_BITS]; B] =
+        core::array::from_fn(|i| encode(&zero[i], delta, i as u64));
+    group.bench_function("full: evaluate 8, one at a time", |b| {
+        b.iter(|| {
+            for (i, m) in ms.iter().enumerate() {
+                evaluate_relu(&hash, i as u64, m, std::hint::black_box(&server[i]));
+            }
+        })
+    });
+    group.bench_function("full: evaluate 8 in lock-step", |b| {
+        let materials: [&GcMaterial; B] = core::array::from_fn(|i| &ms[i]);
+        b.iter(|| {
+            gc::evaluate_relus(
+                &hash,
+                gcs,
+                materials,
+                std::hint::black_box(server.each_ref()),
+            )
+        })
+    });
+    const T: usize = 16;
+    group.throughput(Throughput::Elements((B * gc::sign_and_gates(T)) as u64));
+    group.bench_function("sign t=16: garble 8, one at a time", |b| {
+        b.iter(|| {
+            for (i, m) in ms.iter_mut().enumerate() {
+                gc::garble_signs(
+                    &hash,
+                    delta,
+                    [i as u64],
+                    [&zero[i][..T]],
+                    [&zero[i][..T]],
+                    [&mut m.tables[..]],
+                );
+            }
+        })
+    });
+    group.bench_function("sign t=16: garble 8 in lock-step", |b| {
+        b.iter(|| {
+            let tables: &mut [GcMaterial; B] = ms.as_mut_slice().try_into().expect("eight");
+            gc::garble_signs(
+                &hash,
+                delta,
+                gcs,
+                core::array::from_fn(|i| &zero[i][..T]),
+                core::array::from_fn(|i| &zero[i][..T]),
+                tables.each_mut().map(|m| &mut m.tables[..]),
+            )
+        })
+    });
+    group.bench_function("sign t=16: evaluate 8, one at a time", |b| {
+        b.iter(|| {
+            for (i, m) in ms.iter().enumerate() {
+                gc::evaluate_signs(&hash, [i as u64], [m], [&server[i][..T]]);
+            }
+        })
+    });
+    group.bench_function("sign t=16: evaluate 8 in lock-step", |b| {
+        let materials: [&GcMaterial; B] = core::array::from_fn(|i| &ms[i]);
+        b.iter(|| {
+            gc::evaluate_signs(
+                &hash,
+                gcs,
+                materials,
+                core::array::from_fn(|i| &server[i][..T]),
+            )
+        })
+    });
+    group.finish();
+}
+
 fn masks(c: &mut Criterion) {
     let mut out = vec![0u64; 4096];
     let mut group = c.benchmark_group("chacha20_masks");
@@ -110,5 +222,12 @@ fn cost_model(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, garbled_relu, masks, shared_conv, cost_model);
+criterion_group!(
+    benches,
+    garbled_relu,
+    lock_step,
+    masks,
+    shared_conv,
+    cost_model
+);
 criterion_main!(benches);

@@ -16,6 +16,8 @@ pub const ARENA_WORDS: usize = 1424;
 pub const INPUT_LEN: usize = 64;
 /// Output elements (logits).
 pub const CLASSES: usize = 10;
+/// Bytes for the split ReLU's colour bits: one bit per kept ReLU of the largest layer.
+pub const COLOUR_BYTES: usize = 14;
 /// ReLUs kept (garbled circuits per inference).
 pub const RELUS_KEPT: u64 = 154;
 /// Largest possible |private - plaintext| of a logit, in LSBs (`share::tolerance`).

@@ -80,6 +80,16 @@ fn sidecar(model: Option<&Path>) -> Option<Normalization> {
     })
 }
 
+/// The largest `|input|` (in LSBs at `frac_bits`) a model exported with a sidecar can be given:
+/// the normalized range of a pixel in `[0, scale]`. `None` without a sidecar.
+pub fn input_bound(model: &Path, frac_bits: u8) -> Option<u64> {
+    let n = sidecar(Some(model))?;
+    let extreme = ((0.0 - n.mean) / n.std)
+        .abs()
+        .max(((1.0 - n.mean) / n.std).abs());
+    Some((extreme * f64::from(1u32 << frac_bits)).ceil() as u64 + 1)
+}
+
 fn quantized(pixels: &[u8], n: Normalization, frac_bits: u8) -> Vec<i32> {
     pixels
         .iter()

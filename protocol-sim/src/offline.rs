@@ -5,10 +5,13 @@
 //!   `Enc(r)`), takes the server's random share `s`, and hands the client `W·r − s`. Its cost is
 //!   the cost model's HE estimate.
 //! * **Kept ReLUs**: the server really garbles one circuit per kept ReLU (pi-core's half-gates
-//!   garbler) and hands the client the tables, the labels of its output mask and the decoding
-//!   bits. The client's own input labels would come from OT extension; the dealer plays OT: it
-//!   gives the client the labels of the bits of its fresh share `q` (regenerated from the
-//!   client's seed) and nothing else. Its cost is the cost model's OT figure.
+//!   garbler, [`LOCK_STEP`] circuits at a time): the full ReLU, or the split ReLU's sign circuit
+//!   with its multiplexer pads. It hands the client the tables (and for the full ReLU the labels
+//!   of its output mask and the decoding bits). The client's own input labels would come from OT
+//!   extension; the dealer plays OT: it gives the client the labels of the bits of its fresh share
+//!   `q` (reduced to the sign width for the split ReLU), regenerated from the client's seed, and
+//!   nothing else. For the split ReLU's multiplexer it also deals one random OT: the client's
+//!   `(m0, m1)` come from its seed, the server gets `m_λ`. Its cost is the cost model's OT figure.
 //!
 //! [`Preprocessing`] yields each layer's two halves in model order, so the server can stream the
 //! client's half while it runs the online phase, or produce everything first for a client that
@@ -17,20 +20,37 @@
 
 use std::io::Read;
 
-use pi_core::share::gc::{self, GcHash, GcMaterial, Label, MATERIAL_BYTES, SHARE_BITS};
+use pi_core::share::LOCK_STEP;
+use pi_core::share::gc::{self, GcHash, GcMaterial, Label, SHARE_BITS};
 use pi_core::share::prg::{Prg, Purpose};
-use pi_core::share::{OfflineSource, ProtocolError, Transport, WORD_BYTES, linear};
+use pi_core::share::{
+    OfflineSource, ProtocolError, ReluKind, ReluParams, ReluPlan, Transport, WORD_BYTES, linear,
+};
 use pi_core::{Layer, MAX_LAYERS, Model, Op};
 
 use crate::channel::protocol_error;
 
 /// What the server keeps for one kept ReLU.
 #[derive(Debug, Clone)]
-pub struct ServerRelu {
-    /// Zero labels of the wires of its own (online) share.
-    pub zero_labels: [Label; SHARE_BITS],
-    /// Its output share `r'`.
-    pub r: u64,
+pub enum ServerRelu {
+    /// The full garbled ReLU.
+    Full {
+        /// Zero labels of the wires of its own (online) share.
+        zero_labels: [Label; SHARE_BITS],
+        /// Its output share `r'`.
+        r: u64,
+    },
+    /// The split ReLU.
+    Split {
+        /// Zero labels of the sign circuit's wires for its reduced share (the first `t`).
+        zero_labels: [Label; SHARE_BITS],
+        /// Its XOR share of `DReLU`: the permute bit of the output wire's zero label.
+        lambda: bool,
+        /// The multiplexer pads of the output wire's two labels.
+        pads: [u64; 2],
+        /// Its random-OT output `m_λ`.
+        m_lambda: u64,
+    },
 }
 
 /// The server's half of one layer's preprocessing.
@@ -53,24 +73,24 @@ pub enum ClientLayer {
     None,
     /// `W·r − s` for a conv/linear layer.
     Linear(Vec<u64>),
-    /// The garbled material of each kept ReLU, in kept order; `None` once consumed.
-    Relus(Vec<Option<Box<GcMaterial>>>),
+    /// The garbled material of each kept ReLU, in kept order, with the layer's parameters;
+    /// `None` once consumed.
+    Relus(ReluParams, Vec<Option<Box<GcMaterial>>>),
 }
 
-impl ClientLayer {
-    /// The wire bytes of this layer's material, in the order the client consumes it (what a
-    /// streaming server sends at this layer, split as [`ClientLayer::linear_bytes`] and
-    /// [`ClientLayer::relu_bytes`]).
-    pub fn linear_bytes(words: &[u64]) -> Vec<u8> {
-        words.iter().flat_map(|w| w.to_le_bytes()).collect()
-    }
+/// The wire bytes of a conv/linear layer's client share (little-endian words).
+pub fn linear_bytes(words: &[u64]) -> Vec<u8> {
+    words.iter().flat_map(|w| w.to_le_bytes()).collect()
+}
 
-    /// The wire bytes of one ReLU's material.
-    pub fn relu_bytes(material: &GcMaterial) -> Box<[u8; MATERIAL_BYTES]> {
-        let mut bytes = Box::new([0u8; MATERIAL_BYTES]);
-        material.write_bytes(&mut bytes);
-        bytes
-    }
+/// The wire bytes of one ReLU's client material.
+pub fn relu_bytes(params: ReluParams, material: &GcMaterial) -> Vec<u8> {
+    let mut out = Vec::with_capacity(params.material_bytes());
+    let _ = material.write_to(params.sign_width(), |b: &[u8]| {
+        out.extend_from_slice(b);
+        Ok::<(), ()>(())
+    });
+    out
 }
 
 /// The offline phase of one inference: the dealer (HE and OT stand-in) and the server's garbler,
@@ -78,6 +98,7 @@ impl ClientLayer {
 /// masks (the client's seed), fresh server randomness, a fresh `Δ`.
 pub struct Preprocessing<'m, 'a> {
     model: &'m Model<'a>,
+    plan: ReluPlan,
     client_seed: [u8; 32],
     server_seed: [u8; 32],
     hash: GcHash,
@@ -95,13 +116,34 @@ impl std::fmt::Debug for Preprocessing<'_, '_> {
     }
 }
 
+/// One kept ReLU's randomness, drawn in kept order (so batching does not change it).
+struct Draw {
+    zs: [Label; SHARE_BITS],
+    zc: [Label; SHARE_BITS],
+    zt: [Label; SHARE_BITS],
+    r: u64,
+    q: u64,
+    ot: [u64; 2],
+}
+
 impl<'m, 'a> Preprocessing<'m, 'a> {
-    /// The offline phase for `model` (the server's, with weights). `client_seed` is the
-    /// client's mask seed, known to the dealer as HE and OT would let it use those masks without
-    /// learning them; `server_seed` is the server's randomness.
+    /// The offline phase for `model` (the server's, with weights), every ReLU full.
+    /// `client_seed` is the client's mask seed, known to the dealer as HE and OT would let it use
+    /// those masks without learning them; `server_seed` is the server's randomness.
     pub fn new(model: &'m Model<'a>, client_seed: [u8; 32], server_seed: [u8; 32]) -> Self {
+        Self::with_plan(model, ReluPlan::full(), client_seed, server_seed)
+    }
+
+    /// The offline phase with the ReLU protocols of `plan`.
+    pub fn with_plan(
+        model: &'m Model<'a>,
+        plan: ReluPlan,
+        client_seed: [u8; 32],
+        server_seed: [u8; 32],
+    ) -> Self {
         Self {
             model,
+            plan,
             client_seed,
             server_seed,
             hash: GcHash::new(),
@@ -114,6 +156,11 @@ impl<'m, 'a> Preprocessing<'m, 'a> {
     /// The free-XOR offset `Δ` of this inference (the server's secret).
     pub fn delta(&self) -> Label {
         self.delta
+    }
+
+    /// The ReLU protocols.
+    pub fn plan(&self) -> &ReluPlan {
+        &self.plan
     }
 
     /// The two halves of `layer`'s material. Layers must come in model order, each once.
@@ -137,39 +184,114 @@ impl<'m, 'a> Preprocessing<'m, 'a> {
                 let client = wr.iter().zip(&s).map(|(a, b)| a.wrapping_sub(*b)).collect();
                 (ClientLayer::Linear(client), ServerLayer::Linear(s))
             }
-            Op::MaskedRelu(mask) if mask.kept() > 0 => {
-                let mut rng = Prg::new(&self.server_seed, i, Purpose::Server);
-                let mut q = Prg::new(&self.client_seed, i, Purpose::ReluInput);
-                let delta = self.delta;
-                let mut materials = Vec::with_capacity(mask.kept());
-                let mut keeps = Vec::with_capacity(mask.kept());
-                for _ in 0..mask.kept() {
-                    let zs: [Label; SHARE_BITS] = core::array::from_fn(|_| rng.next_u128());
-                    let zc: [Label; SHARE_BITS] = core::array::from_fn(|_| rng.next_u128());
-                    let zt: [Label; SHARE_BITS] = core::array::from_fn(|_| rng.next_u128());
-                    let r = rng.next_u64();
-                    let mut m = Box::new(GcMaterial::EMPTY);
-                    m.decode = gc::garble_relu(
-                        &self.hash,
-                        delta,
-                        self.gc_index,
-                        &zs,
-                        &zc,
-                        &zt,
-                        &mut m.tables,
-                    );
-                    // Garbler's own input t = −r′: its labels travel with the circuit.
-                    m.mask_labels = gc::encode(&zt, delta, r.wrapping_neg());
-                    // Dealer-simulated OT: the client gets the labels of its own bits only.
-                    m.client_labels = gc::encode(&zc, delta, q.next_u64());
-                    materials.push(Some(m));
-                    keeps.push(ServerRelu { zero_labels: zs, r });
-                    self.gc_index += 1;
-                }
-                (ClientLayer::Relus(materials), ServerLayer::Relus(keeps))
-            }
+            Op::MaskedRelu(mask) if mask.kept() > 0 => self.relus(i, mask.kept()),
             _ => (ClientLayer::None, ServerLayer::None),
         })
+    }
+
+    /// Garbles a layer's `kept` ReLUs, [`LOCK_STEP`] at a time.
+    fn relus(&mut self, layer: usize, kept: usize) -> (ClientLayer, ServerLayer) {
+        let params = self.plan.layer(layer);
+        let mut rng = Prg::new(&self.server_seed, layer, Purpose::Server);
+        let mut q = Prg::new(&self.client_seed, layer, Purpose::ReluInput);
+        let mut ot = Prg::new(&self.client_seed, layer, Purpose::MuxOt);
+        let draws: Vec<Draw> = (0..kept)
+            .map(|_| Draw {
+                zs: core::array::from_fn(|_| rng.next_u128()),
+                zc: core::array::from_fn(|_| rng.next_u128()),
+                zt: core::array::from_fn(|_| rng.next_u128()),
+                r: rng.next_u64(),
+                q: q.next_u64(),
+                ot: [ot.next_u64(), ot.next_u64()],
+            })
+            .collect();
+        let mut materials = Vec::with_capacity(kept);
+        let mut keeps = Vec::with_capacity(kept);
+        let mut chunks = draws.chunks_exact(LOCK_STEP);
+        for chunk in &mut chunks {
+            if let Ok(batch) = <&[Draw; LOCK_STEP]>::try_from(chunk) {
+                self.garble::<LOCK_STEP>(params, batch, &mut materials, &mut keeps);
+            }
+        }
+        for one in chunks.remainder() {
+            self.garble::<1>(
+                params,
+                core::array::from_ref(one),
+                &mut materials,
+                &mut keeps,
+            );
+        }
+        (
+            ClientLayer::Relus(params, materials),
+            ServerLayer::Relus(keeps),
+        )
+    }
+
+    /// Garbles `B` ReLUs in lock-step and deals their OT material.
+    fn garble<const B: usize>(
+        &mut self,
+        params: ReluParams,
+        draws: &[Draw; B],
+        materials: &mut Vec<Option<Box<GcMaterial>>>,
+        keeps: &mut Vec<ServerRelu>,
+    ) {
+        let delta = self.delta;
+        let gcs: [u64; B] = core::array::from_fn(|i| self.gc_index + i as u64);
+        let mut ms: [Box<GcMaterial>; B] = core::array::from_fn(|_| Box::new(GcMaterial::EMPTY));
+        match params.kind() {
+            ReluKind::Full => {
+                let decode = gc::garble_relus(
+                    &self.hash,
+                    delta,
+                    gcs,
+                    draws.each_ref().map(|d| &d.zs),
+                    draws.each_ref().map(|d| &d.zc),
+                    draws.each_ref().map(|d| &d.zt),
+                    ms.each_mut().map(|m| &mut m.tables),
+                );
+                for ((m, d), dec) in ms.into_iter().zip(draws).zip(decode) {
+                    let mut m = m;
+                    m.decode = dec;
+                    // Garbler's own input t = −r′: its labels travel with the circuit.
+                    m.mask_labels = gc::encode(&d.zt, delta, d.r.wrapping_neg());
+                    // Dealer-simulated OT: the client gets the labels of its own bits only.
+                    m.client_labels = gc::encode(&d.zc, delta, d.q);
+                    materials.push(Some(m));
+                    keeps.push(ServerRelu::Full {
+                        zero_labels: d.zs,
+                        r: d.r,
+                    });
+                }
+            }
+            ReluKind::Split => {
+                let t = usize::from(params.sign_bits());
+                let w0 = gc::garble_signs(
+                    &self.hash,
+                    delta,
+                    gcs,
+                    draws.each_ref().map(|d| &d.zs[..t]),
+                    draws.each_ref().map(|d| &d.zc[..t]),
+                    ms.each_mut().map(|m| &mut m.tables[..]),
+                );
+                for (((m, d), w), gc_index) in ms.into_iter().zip(draws).zip(w0).zip(gcs) {
+                    let mut m = m;
+                    m.client_labels = gc::encode(&d.zc, delta, params.reduce(d.q));
+                    materials.push(Some(m));
+                    let lambda = w & 1 == 1;
+                    keeps.push(ServerRelu::Split {
+                        zero_labels: d.zs,
+                        lambda,
+                        pads: [
+                            gc::mux_pad(&self.hash, gc_index, w),
+                            gc::mux_pad(&self.hash, gc_index, w ^ delta),
+                        ],
+                        // Dealer-simulated random OT: the server's choice bit is λ.
+                        m_lambda: d.ot[usize::from(lambda)],
+                    });
+                }
+            }
+        }
+        self.gc_index += B as u64;
     }
 
     /// Every layer's material at once, for a client that stores it.
@@ -202,10 +324,10 @@ impl ClientOffline {
         for layer in &self.layers {
             match layer {
                 ClientLayer::None => {}
-                ClientLayer::Linear(words) => out.extend(ClientLayer::linear_bytes(words)),
-                ClientLayer::Relus(ms) => {
+                ClientLayer::Linear(words) => out.extend(linear_bytes(words)),
+                ClientLayer::Relus(params, ms) => {
                     for m in ms.iter().flatten() {
-                        out.extend_from_slice(&ClientLayer::relu_bytes(m)[..]);
+                        out.extend(relu_bytes(*params, m));
                     }
                 }
             }
@@ -213,9 +335,13 @@ impl ClientOffline {
         out
     }
 
-    /// Reads what [`ClientOffline::to_bytes`] wrote for `model` (the client's architecture
-    /// tells how many bytes each layer has).
-    pub fn read<R: Read>(model: &Model<'_>, input: &mut R) -> Result<Self, ProtocolError> {
+    /// Reads what [`ClientOffline::to_bytes`] wrote for `model` under `plan` (the client's
+    /// architecture and the agreed ReLU protocols tell how many bytes each layer has).
+    pub fn read<R: Read>(
+        model: &Model<'_>,
+        plan: &ReluPlan,
+        input: &mut R,
+    ) -> Result<Self, ProtocolError> {
         let mut layers = Vec::with_capacity(model.layer_count());
         for layer in model.layers() {
             layers.push(match layer.op {
@@ -236,17 +362,15 @@ impl ClientOffline {
                     )
                 }
                 Op::MaskedRelu(mask) if mask.kept() > 0 => {
-                    let mut bytes = Box::new([0u8; MATERIAL_BYTES]);
+                    let params = plan.layer(layer.index);
                     let mut ms = Vec::with_capacity(mask.kept());
                     for _ in 0..mask.kept() {
-                        input
-                            .read_exact(&mut bytes[..])
-                            .map_err(|e| protocol_error(&e))?;
                         let mut m = Box::new(GcMaterial::EMPTY);
-                        m.read_bytes(&bytes);
+                        m.read_from(params.sign_width(), |buf| input.read_exact(buf))
+                            .map_err(|e| protocol_error(&e))?;
                         ms.push(Some(m));
                     }
-                    ClientLayer::Relus(ms)
+                    ClientLayer::Relus(params, ms)
                 }
                 _ => ClientLayer::None,
             });
@@ -275,17 +399,49 @@ impl OfflineSource for ClientOffline {
         &mut self,
         layer: usize,
         kept: usize,
+        params: ReluParams,
         out: &mut GcMaterial,
         _io: &mut T,
     ) -> Result<(), ProtocolError> {
         let m = match self.layers.get_mut(layer) {
-            Some(ClientLayer::Relus(ms)) => ms.get_mut(kept).and_then(Option::take),
+            Some(ClientLayer::Relus(p, ms)) if *p == params => {
+                ms.get_mut(kept).and_then(Option::take)
+            }
             _ => None,
         }
         .ok_or(ProtocolError::Offline { layer })?;
         out.clone_from(&m);
         Ok(())
     }
+}
+
+/// Sign faults of the split ReLU in one inference: kept ReLUs whose truncated sign differs from
+/// the sign of the value. It combines the server's shares `x1` ([`crate::server::Online`]) with
+/// the client's masks `q`, which only the dealer knows (from `client_seed`): simulation-only
+/// instrumentation, never part of the protocol. Returns `(faults, split ReLUs)`.
+pub fn sign_faults(
+    plan: &ReluPlan,
+    split_inputs: &[(usize, u64)],
+    client_seed: &[u8; 32],
+) -> (usize, usize) {
+    let mut faults = 0;
+    let mut current: Option<(usize, Prg)> = None;
+    for &(layer, x1) in split_inputs {
+        if current.as_ref().is_none_or(|(l, _)| *l != layer) {
+            current = Some((layer, Prg::new(client_seed, layer, Purpose::ReluInput)));
+        }
+        let Some((_, q)) = current.as_mut() else {
+            continue;
+        };
+        let q = q.next_u64();
+        let p = plan.layer(layer);
+        let t = u32::from(p.sign_bits());
+        let sum = p.reduce(q).wrapping_add(p.reduce(x1));
+        let negative = sum >> (t - 1) & 1 == 1;
+        let truly_negative = (q.wrapping_add(x1) as i64) < 0;
+        faults += usize::from(negative != truly_negative);
+    }
+    (faults, split_inputs.len())
 }
 
 /// `W·v` for a conv or linear layer, in the ring (no bias).

@@ -14,7 +14,7 @@ use crate::SimError;
 use crate::channel::{Meter, Metered, Stats, pipe, tcp_loopback};
 use crate::entropy::Entropy;
 use crate::server::ServerMessage;
-use crate::session::{self, ServedSession};
+use crate::session::{self, ServeOptions, ServedSession};
 
 /// How the parties are connected.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -39,6 +39,12 @@ pub struct Options {
     pub capture: bool,
     /// How long either party waits for the other before giving up.
     pub timeout: Duration,
+    /// The split ReLU on this many sign bits in every layer (`None`: the full ReLU).
+    pub split_sign_bits: Option<u8>,
+    /// Bound on the inputs (LSBs) the split ReLU's ranges are proven from.
+    pub input_bound: Option<u64>,
+    /// Override of the split ReLU's range `h` (must still cover the proven bound).
+    pub range_bits: Option<u8>,
 }
 
 impl Default for Options {
@@ -49,6 +55,9 @@ impl Default for Options {
             delivery: Delivery::Stored,
             capture: false,
             timeout: Duration::from_secs(60),
+            split_sign_bits: None,
+            input_bound: None,
+            range_bits: None,
         }
     }
 }
@@ -64,6 +73,8 @@ pub struct Inference {
     pub stats: Stats,
     /// Kinds and sizes of the server's online messages, in order.
     pub server_sent: Vec<(ServerMessage, usize)>,
+    /// Split-ReLU sign faults and split ReLUs evaluated (simulation-only audit).
+    pub sign_faults: (usize, usize),
 }
 
 impl Inference {
@@ -134,7 +145,11 @@ pub fn run_session(
                         &mut io,
                         &mut server_entropy,
                         &mut HashSet::new(),
-                        Some(options.delivery),
+                        &ServeOptions {
+                            delivery: Some(options.delivery),
+                            input_bound: options.input_bound,
+                            range_bits: options.range_bits,
+                        },
                     )
                 });
                 let client = scope.spawn(|| {
@@ -144,6 +159,7 @@ pub fn run_session(
                         &mut io,
                         &mut client_entropy,
                         options.delivery,
+                        options.split_sign_bits,
                         inputs,
                     )
                 });
@@ -176,6 +192,7 @@ pub fn run_session(
             plain,
             stats: outcome.stats,
             server_sent: served.sent.clone(),
+            sign_faults: served.sign_faults,
         });
     }
     Ok((results, served))

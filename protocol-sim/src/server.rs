@@ -6,11 +6,14 @@
 use std::io::{Read, Write};
 
 use pi_core::share::gc::{self, LABEL_BYTES};
-use pi_core::share::{Party, ProtocolError, linear, local};
+use pi_core::share::relu::mux;
+use pi_core::share::{Party, ProtocolError, ReluPlan, linear, local};
 use pi_core::{Model, Op};
 
 use crate::channel::Metered;
-use crate::offline::{ClientLayer, Preprocessing, ServerLayer, ring_product};
+use crate::offline::{
+    ClientLayer, Preprocessing, ServerLayer, ServerRelu, linear_bytes, relu_bytes, ring_product,
+};
 
 /// What kind of message the server sends in the online phase. The client receives nothing
 /// else; in particular no message kind carries weights.
@@ -21,7 +24,8 @@ pub enum ServerMessage {
     /// Streamed delivery only: one kept ReLU's garbled material (tables, the client's labels
     /// from the dealer's OT, mask labels, decoding bits).
     ReluMaterial,
-    /// The labels of the server's shares for the kept ReLUs of a layer (1 KiB per ReLU).
+    /// The labels of the server's shares for the kept ReLUs of a layer (1 KiB per full ReLU;
+    /// `16·t + 8` bytes per split ReLU, the multiplexer ciphertext included).
     ReluLabels,
     /// The server's share of the model output.
     OutputShare,
@@ -42,14 +46,25 @@ pub enum ServerMaterial<'p, 'm, 'a> {
     Streamed(&'p mut Preprocessing<'m, 'a>),
 }
 
-/// Runs the server's online phase for one inference. Returns the kinds of the messages it sent,
-/// in order, with their sizes.
+/// What the server's online phase leaves behind besides its output share.
+#[derive(Debug, Clone, Default)]
+pub struct Online {
+    /// The kinds and sizes of the messages it sent, in order.
+    pub sent: Vec<(ServerMessage, usize)>,
+    /// `(layer, x1)` for every split-ReLU input: the server's own share of it, which the
+    /// simulation's sign-fault audit combines with the dealer's knowledge.
+    pub split_inputs: Vec<(usize, u64)>,
+}
+
+/// Runs the server's online phase for one inference with the ReLU protocols of `plan`.
 pub fn run<S: Read + Write>(
     model: &Model<'_>,
+    plan: &ReluPlan,
     mut material: ServerMaterial<'_, '_, '_>,
     io: &mut Metered<S>,
-) -> Result<Vec<(ServerMessage, usize)>, ProtocolError> {
+) -> Result<Online, ProtocolError> {
     let mut sent = Vec::new();
+    let mut relu_inputs = Vec::new();
     let mut send = |io: &mut Metered<S>, kind: ServerMessage, bytes: &[u8]| {
         sent.push((kind, bytes.len()));
         io.send_bytes(bytes)
@@ -78,11 +93,7 @@ pub fn run<S: Read + Write>(
         let out = match (layer.op, mine) {
             (Op::Conv2d(_) | Op::Linear(_), ServerLayer::Linear(s)) => {
                 if let ClientLayer::Linear(words) = &client_half {
-                    send(
-                        io,
-                        ServerMessage::LinearShare,
-                        &ClientLayer::linear_bytes(words),
-                    )?;
+                    send(io, ServerMessage::LinearShare, &linear_bytes(words))?;
                 }
                 let masked = io.recv_words(input.len())?;
                 let x: Vec<u64> = input
@@ -111,38 +122,69 @@ pub fn run<S: Read + Write>(
                 let ServerLayer::Relus(relus) = mine else {
                     return Err(ProtocolError::Offline { layer: layer.index });
                 };
-                let streamed = match client_half {
-                    ClientLayer::Relus(ms) => ms,
-                    _ => Vec::new(),
+                let (params, streamed) = match client_half {
+                    ClientLayer::Relus(p, ms) => (Some(p), ms),
+                    _ => (None, Vec::new()),
                 };
-                let mut out = input.clone();
                 let masked = io.recv_words(mask.kept())?;
                 if relus.len() != mask.kept() {
                     return Err(ProtocolError::Offline { layer: layer.index });
                 }
                 let mut kept = Vec::with_capacity(mask.kept());
                 mask.for_each_kept(|j| kept.push(j));
+                let mut out = input.clone();
+                let mut split = Vec::new();
                 // Stored delivery: one message with every label of the layer. Streamed: each
                 // ReLU's material, then its labels, as the client consumes them.
-                let mut labels = Vec::with_capacity(gc::INPUT_LABEL_BYTES * kept.len());
+                let mut labels = Vec::new();
                 for (k, (&j, rel)) in kept.iter().zip(&relus).enumerate() {
-                    let share = out[j].wrapping_add(masked[k]);
-                    for l in gc::encode(&rel.zero_labels, delta, share) {
-                        labels.extend_from_slice(&l.to_le_bytes()[..LABEL_BYTES]);
+                    let x1 = out[j].wrapping_add(masked[k]);
+                    match rel {
+                        ServerRelu::Full { zero_labels, r } => {
+                            for l in gc::encode(zero_labels, delta, x1) {
+                                labels.extend_from_slice(&l.to_le_bytes()[..LABEL_BYTES]);
+                            }
+                            out[j] = *r;
+                        }
+                        ServerRelu::Split {
+                            zero_labels,
+                            lambda,
+                            pads,
+                            ..
+                        } => {
+                            let p = plan.layer(layer.index);
+                            let t = usize::from(p.sign_bits());
+                            for l in &gc::encode(zero_labels, delta, p.reduce(x1))[..t] {
+                                labels.extend_from_slice(&l.to_le_bytes()[..LABEL_BYTES]);
+                            }
+                            let (ciphertext, r) = mux::server_product(*lambda, *pads, x1);
+                            labels.extend_from_slice(&ciphertext.to_le_bytes());
+                            out[j] = r;
+                            split.push((j, x1));
+                        }
                     }
-                    out[j] = rel.r;
-                    if let Some(Some(m)) = streamed.get(k) {
-                        send(
-                            io,
-                            ServerMessage::ReluMaterial,
-                            &ClientLayer::relu_bytes(m)[..],
-                        )?;
+                    if let (Some(p), Some(Some(m))) = (params, streamed.get(k)) {
+                        send(io, ServerMessage::ReluMaterial, &relu_bytes(p, m))?;
                         send(io, ServerMessage::ReluLabels, &labels)?;
                         labels.clear();
                     }
                 }
                 if !labels.is_empty() {
                     send(io, ServerMessage::ReluLabels, &labels)?;
+                }
+                if !split.is_empty() {
+                    // The split ReLU's multiplexer: the client's OT corrections complete the
+                    // server's share.
+                    let corrections = io.recv_words(split.len())?;
+                    for ((&(j, x1), d), rel) in split.iter().zip(corrections).zip(&relus) {
+                        if let ServerRelu::Split {
+                            lambda, m_lambda, ..
+                        } = rel
+                        {
+                            out[j] = mux::server_share(*lambda, out[j], *m_lambda, d);
+                        }
+                        relu_inputs.push((layer.index, x1));
+                    }
                 }
                 out
             }
@@ -179,5 +221,8 @@ pub fn run<S: Read + Write>(
     let last = tensors.last().map(Vec::as_slice).unwrap_or(&[]);
     let bytes: Vec<u8> = last.iter().flat_map(|w| w.to_le_bytes()).collect();
     send(io, ServerMessage::OutputShare, &bytes)?;
-    Ok(sent)
+    Ok(Online {
+        sent,
+        split_inputs: relu_inputs,
+    })
 }

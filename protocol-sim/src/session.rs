@@ -13,14 +13,14 @@ use pi_core::Model;
 use pi_core::cost::Traffic;
 use pi_core::share::session::{self, Frame, HELLO_BYTES, SessionId, Status};
 use pi_core::share::{
-    Client, ClientBuffers, ClientSeed, Delivery, GcMaterial, HandshakeError, Hello, NoProbe,
-    ProtocolError, ProtocolName, Streamed,
+    Client, ClientBuffers, ClientSeed, Delivery, GcMaterial, HandshakeError, Hello, LOCK_STEP,
+    NoProbe, ProtocolError, ProtocolName, ReluKind, ReluParamError, ReluPlan, Streamed,
 };
 
 use crate::SimError;
 use crate::channel::{Kind, Metered, Stats};
 use crate::entropy::Entropy;
-use crate::offline::{ClientOffline, Preprocessing};
+use crate::offline::{ClientOffline, Preprocessing, sign_faults};
 use crate::server::{self, ServerMaterial, ServerMessage};
 
 /// The only protocol `protocol-sim` runs end to end.
@@ -33,6 +33,9 @@ pub struct ServedInference {
     pub sent: Vec<(ServerMessage, usize)>,
     /// The online traffic as the server saw it.
     pub stats: Stats,
+    /// Split-ReLU sign faults (simulation-only audit with the dealer's knowledge), and the
+    /// split ReLUs evaluated.
+    pub sign_faults: (usize, usize),
 }
 
 /// What the server logged about one session.
@@ -42,6 +45,8 @@ pub struct ServedSession {
     pub session: SessionId,
     /// How the client's material was delivered.
     pub delivery: Delivery,
+    /// The ReLU protocols agreed.
+    pub plan: ReluPlan,
     /// Every inference, in order.
     pub inferences: Vec<ServedInference>,
     /// Material bytes sent before online phases (stored delivery), over the session.
@@ -50,19 +55,47 @@ pub struct ServedSession {
     pub control: Traffic,
 }
 
+/// What the server offers.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct ServeOptions {
+    /// Accept only this delivery (`None`: whatever the client asks).
+    pub delivery: Option<Delivery>,
+    /// The bound on the client's inputs, in LSBs of the model's activation scale: what the
+    /// split ReLU's ranges are proven from (without it the server refuses the split ReLU).
+    pub input_bound: Option<u64>,
+    /// Use this range `h` in every split layer instead of the narrowest the bound allows; it must
+    /// still cover the proven bound.
+    pub range_bits: Option<u8>,
+}
+
+/// The split-ReLU plan for a client's sign width, from the server's proven bounds.
+pub fn split_plan(
+    model: &Model<'_>,
+    sign_bits: u8,
+    options: &ServeOptions,
+) -> Result<ReluPlan, ReluParamError> {
+    let bound = options.input_bound.ok_or(ReluParamError::NoInputBound)?;
+    let plan = match options.range_bits {
+        Some(h) => ReluPlan::split_with(model, sign_bits, |_| h)?,
+        None => ReluPlan::split(model, sign_bits, bound)?,
+    };
+    plan.check_ranges(model, bound)?;
+    Ok(plan)
+}
+
 /// Serves one session on `io` for the model `model` (with weights). `seen` holds the session
-/// ids already served: a repeated id is refused, as its material would be reused. `delivery`
-/// restricts the delivery modes offered (`None`: whatever the client asks).
+/// ids already served: a repeated id is refused, as its material would be reused.
 pub fn serve<S: Read + Write>(
     model: &Model<'_>,
     io: &mut Metered<S>,
     entropy: &mut Entropy,
     seen: &mut HashSet<SessionId>,
-    delivery: Option<Delivery>,
+    options: &ServeOptions,
 ) -> Result<ServedSession, ProtocolError> {
     io.set_kind(Kind::Control);
     let mut bytes = [0u8; HELLO_BYTES];
     io.recv_bytes(&mut bytes)?;
+    let delivery = options.delivery;
     let theirs = match Hello::decode(&bytes, false) {
         Ok((hello, _)) => hello,
         Err(e) => {
@@ -77,26 +110,48 @@ pub fn serve<S: Read + Write>(
             return Err(e.into());
         }
     };
-    let ours = Hello::new(
+    let mut ours = Hello::new(
         PROTOCOL,
         model,
         theirs.session,
         delivery.unwrap_or(theirs.delivery),
     );
+    // The ReLU protocol is the client's choice, if the server can prove the split ReLU's ranges.
+    let mut plan = Ok(ReluPlan::full());
+    if theirs.relu == ReluKind::Split {
+        plan = split_plan(model, theirs.sign_bits, options);
+        ours = ours.with_split_relu(theirs.sign_bits);
+    }
     let mut status = ours.status_for(&theirs);
+    if status == Status::Ok && plan.is_err() {
+        status = Status::Relu;
+    }
     if status == Status::Ok && !seen.insert(theirs.session) {
         status = Status::SessionReused;
     }
     io.send_bytes(&ours.encode(Some(status)))?;
-    if status != Status::Ok {
-        return Err(match ours.check(&theirs) {
-            Err(e) => e.into(),
-            Ok(()) => HandshakeError::SessionReused.into(),
-        });
-    }
+    let plan = match status {
+        Status::Ok => plan.map_err(HandshakeError::Plan)?,
+        Status::Relu => {
+            let why = plan
+                .err()
+                .map_or(HandshakeError::Malformed, HandshakeError::Plan);
+            return Err(why.into());
+        }
+        Status::SessionReused => return Err(HandshakeError::SessionReused.into()),
+        _ => {
+            let why = ours
+                .check(&theirs)
+                .err()
+                .unwrap_or(HandshakeError::Malformed);
+            return Err(why.into());
+        }
+    };
+    session::send_plan(io, model, &plan)?;
     let mut log = ServedSession {
         session: theirs.session,
         delivery: ours.delivery,
+        plan,
         inferences: Vec::new(),
         material: Traffic::default(),
         control: Traffic::default(),
@@ -114,7 +169,7 @@ pub fn serve<S: Read + Write>(
                 let server_seed = entropy
                     .bytes::<32>()
                     .map_err(|_| ProtocolError::Transport)?;
-                let mut pre = Preprocessing::new(model, dealer_seed, server_seed);
+                let mut pre = Preprocessing::with_plan(model, plan, dealer_seed, server_seed);
                 let material = match ours.delivery {
                     Delivery::Stored => {
                         let delta = pre.delta();
@@ -126,9 +181,10 @@ pub fn serve<S: Read + Write>(
                     Delivery::Streamed => ServerMaterial::Streamed(&mut pre),
                 };
                 io.set_kind(Kind::Online);
-                let sent = server::run(model, material, io)?;
+                let online = server::run(model, &plan, material, io)?;
                 log.inferences.push(ServedInference {
-                    sent,
+                    sign_faults: sign_faults(&plan, &online.split_inputs, &dealer_seed),
+                    sent: online.sent,
                     stats: io.meter().snapshot(),
                 });
             }
@@ -151,18 +207,24 @@ pub struct ClientOutcome {
 
 /// Runs a session as the client on the architecture `model` (weights are never used): one
 /// private inference per input, each with a fresh seed from `entropy`, over `io`.
+/// `split_sign_bits`: the split ReLU on that many bits in every layer, else the full ReLU.
 pub fn client<S: Read + Write>(
     model: &Model<'_>,
     io: &mut Metered<S>,
     entropy: &mut Entropy,
     delivery: Delivery,
+    split_sign_bits: Option<u8>,
     inputs: &[Vec<i32>],
 ) -> Result<Vec<ClientOutcome>, SimError> {
     io.set_kind(Kind::Control);
-    let hello = Hello::new(PROTOCOL, model, entropy.bytes::<16>()?, delivery);
+    let mut hello = Hello::new(PROTOCOL, model, entropy.bytes::<16>()?, delivery);
+    if let Some(t) = split_sign_bits {
+        hello = hello.with_split_relu(t);
+    }
     session::client_handshake(io, &hello)?;
+    let plan = session::receive_plan(io, model, &hello)?;
     let mut shares = vec![0u64; model.arena_words()];
-    let mut material = Box::new(GcMaterial::EMPTY);
+    let mut material: Vec<GcMaterial> = vec![GcMaterial::EMPTY; LOCK_STEP];
     let mut outcomes = Vec::with_capacity(inputs.len());
     for (index, input) in inputs.iter().enumerate() {
         io.set_kind(Kind::Control);
@@ -175,15 +237,17 @@ pub fn client<S: Read + Write>(
         .send(io)?;
         io.meter().reset_online();
         let mut output = vec![0i64; model.output_shape().elements()];
+        let client = Client::with_plan(model, seed, plan);
+        let mut colours = vec![0u8; client.colour_bytes()];
         let buffers = ClientBuffers {
             shares: &mut shares,
             material: &mut material,
+            colours: &mut colours,
         };
-        let client = Client::new(model, seed);
         match delivery {
             Delivery::Stored => {
                 io.set_kind(Kind::Material);
-                let offline = ClientOffline::read(model, io)?;
+                let offline = ClientOffline::read(model, &plan, io)?;
                 io.set_kind(Kind::Online);
                 client.run(input, buffers, offline, io, &mut NoProbe, &mut output)?;
             }

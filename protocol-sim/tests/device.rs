@@ -11,7 +11,7 @@ use pi_core::cost::{
     BLE, CORTEX_M4_64, CostModel, M4_CHACHA_PER_BYTE, M4_GC_AND_OVERHEAD, M4_SOFT_AES_PER_BLOCK,
     Protocol,
 };
-use pi_core::share::Delivery;
+use pi_core::share::{Delivery, ReluPlan};
 
 const DIR: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../firmware-example/pi");
 
@@ -40,9 +40,19 @@ fn the_m4_profile_predicts_the_measured_garbled_relu_within_ten_percent() {
         model.relu_count().kept,
         "the measurement is of another model: rerun scripts/pi-on-device.sh --report"
     );
-    let costs =
-        CostModel::new(Protocol::RingGc, CORTEX_M4_64, BLE).with_delivery(Delivery::Streamed);
-    let estimate = costs.ring_gc_relu_cycles() as f64;
+    // The run's ReLU protocol (the split ReLU's cost depends on its sign width only).
+    let plan = match m.get("relu").map(String::as_str) {
+        Some("split") => {
+            let t = number(&m, "sign_bits") as u8;
+            ReluPlan::split_with(&model, t, |_| t).unwrap()
+        }
+        _ => ReluPlan::full(),
+    };
+    let costs = CostModel::new(Protocol::RingGc, CORTEX_M4_64, BLE)
+        .with_delivery(Delivery::Streamed)
+        .with_relu_plan(plan);
+    let params = plan.relu_layers(&model).next().unwrap().1;
+    let estimate = costs.relu_cycles(params) as f64;
     let per_relu = number(&m, "insns_per_garbled_relu");
     let off = (estimate - per_relu).abs() / per_relu;
     assert!(

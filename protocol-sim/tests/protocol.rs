@@ -2,11 +2,14 @@
 //! engine, byte-exact agreement with the cost model, and what each party gets to see.
 
 use pi_core::cost::{CORTEX_M4_64, CostModel, Direction, LTE, Protocol};
-use pi_core::share::Delivery;
+use pi_core::share::prg::{Prg, Purpose};
 use pi_core::share::tolerance::output_tolerance;
+use pi_core::share::{Delivery, HandshakeError, ProtocolError, ReluKind, ReluParamError, ReluPlan};
 use pi_core::spec::{LayerSpec, MaskSpec, ModelSpec, OpSpec};
 use pi_core::{Model, Shape};
+use protocol_sim::SimError;
 use protocol_sim::dataset::{self, Target};
+use protocol_sim::entropy::Entropy;
 use protocol_sim::run::{Inference, Mode, Options, architecture_only, infer, run_session};
 use protocol_sim::server::ServerMessage;
 use rand_chacha::ChaCha20Rng;
@@ -182,9 +185,14 @@ fn check_against_cost_model(bytes: &[u8], r: &Inference) {
 }
 
 fn check_against_cost_model_as(bytes: &[u8], r: &Inference, delivery: Delivery) {
+    check_against_cost_model_with(bytes, r, delivery, ReluPlan::full());
+}
+
+fn check_against_cost_model_with(bytes: &[u8], r: &Inference, delivery: Delivery, plan: ReluPlan) {
     let model = Model::parse(bytes).unwrap();
     let report = CostModel::new(Protocol::RingGc, CORTEX_M4_64, LTE)
         .with_delivery(delivery)
+        .with_relu_plan(plan)
         .estimate(&model);
     assert_eq!(r.stats.total, report.total.online, "total online bytes");
     assert_eq!(r.stats.flights, report.total.flights, "flights");
@@ -504,4 +512,169 @@ fn missing_dataset_is_a_clear_error() {
     )
     .map(|s| s.len());
     assert_eq!(err.unwrap(), 1);
+}
+
+/// Options for a split-ReLU run on `sign_bits` with inputs bounded by `2^frac_bits` (the random
+/// inputs of these tests stay within ±1).
+fn split(seed: u64, sign_bits: u8, frac_bits: u8, delivery: Delivery) -> Options {
+    Options {
+        seed: Some(seed),
+        delivery,
+        split_sign_bits: Some(sign_bits),
+        input_bound: Some(1 << frac_bits),
+        ..Options::default()
+    }
+}
+
+#[test]
+fn split_relus_reconstruct_and_match_the_cost_model_at_every_width() {
+    let mut rng = Rng::new(0x5b11);
+    for m in 0..8u64 {
+        let bytes = random_model(&mut rng);
+        let model = Model::parse(&bytes).unwrap();
+        let tolerance = output_tolerance(&model);
+        let input = random_input(&mut rng, model.input_shape().elements());
+        for (t, delivery) in [
+            (64, Delivery::Stored),
+            (32, Delivery::Streamed),
+            (24, Delivery::Stored),
+            (16, Delivery::Streamed),
+            (12, Delivery::Stored),
+        ] {
+            let options = split(m, t, model.activation_frac_bits(), delivery);
+            let (mut r, served) =
+                run_session(&bytes, std::slice::from_ref(&input), &options).unwrap();
+            let r = r.pop().unwrap();
+            assert!(
+                served
+                    .plan
+                    .relu_layers(&model)
+                    .all(|(_, p)| p.kind() == ReluKind::Split)
+            );
+            check_against_cost_model_with(&bytes, &r, delivery, served.plan);
+            if t == 64 {
+                // Exact: within the truncation bound, no sign fault.
+                assert!(r.max_abs_diff() <= tolerance, "model {m}");
+                assert_eq!(r.sign_faults.0, 0);
+            }
+        }
+    }
+}
+
+#[test]
+fn split_relus_on_16_bits_keep_the_digits_model_s_predictions() {
+    let bytes = std::fs::read(EXPORTED).unwrap();
+    let model = Model::parse(&bytes).unwrap();
+    let target = Target {
+        elements: model.input_shape().elements(),
+        frac_bits: model.activation_frac_bits(),
+        model_path: Some(std::path::Path::new(EXPORTED)),
+    };
+    let samples = dataset::load("digits", 20, 0, target).unwrap();
+    let inputs: Vec<Vec<i32>> = samples.iter().map(|s| s.input.clone()).collect();
+    let bound = dataset::input_bound(std::path::Path::new(EXPORTED), model.activation_frac_bits());
+    let options = Options {
+        seed: Some(3),
+        split_sign_bits: Some(16),
+        input_bound: bound,
+        ..Options::default()
+    };
+    let (runs, served) = run_session(&bytes, &inputs, &options).unwrap();
+    // The ranges come from the proven bounds: every layer needs more than 16 bits here.
+    assert!(
+        served
+            .plan
+            .relu_layers(&model)
+            .all(|(_, p)| p.range_bits() > 16)
+    );
+    let agree = runs.iter().filter(|r| r.argmax_agrees()).count();
+    let (faults, relus) = runs.iter().fold((0, 0), |(f, n), r| {
+        (f + r.sign_faults.0, n + r.sign_faults.1)
+    });
+    assert_eq!(agree, runs.len());
+    assert!(faults * 100 < relus, "{faults} sign faults in {relus}");
+}
+
+#[test]
+fn a_range_narrower_than_the_proven_bound_or_no_bound_is_refused_on_both_sides() {
+    let bytes = std::fs::read(EXPORTED).unwrap();
+    let input = vec![0i32; 64];
+    let mut narrow = split(1, 8, 12, Delivery::Stored);
+    narrow.range_bits = Some(10);
+    let err = run_session(&bytes, std::slice::from_ref(&input), &narrow).unwrap_err();
+    assert!(
+        matches!(
+            err,
+            SimError::Protocol(ProtocolError::Handshake(HandshakeError::Rejected(_)))
+        ),
+        "{err}"
+    );
+    // The server's side says why: the range does not cover the layer's proven bound.
+    let model = Model::parse(&bytes).unwrap();
+    let options = protocol_sim::session::ServeOptions {
+        input_bound: narrow.input_bound,
+        range_bits: Some(10),
+        ..Default::default()
+    };
+    assert!(matches!(
+        protocol_sim::session::split_plan(&model, 8, &options),
+        Err(ReluParamError::RangeTooNarrow { .. })
+    ));
+    let mut unbounded = split(1, 16, 12, Delivery::Stored);
+    unbounded.input_bound = None;
+    assert!(run_session(&bytes, &[input], &unbounded).is_err());
+    assert!(matches!(
+        protocol_sim::session::split_plan(&model, 16, &Default::default()),
+        Err(ReluParamError::NoInputBound)
+    ));
+}
+
+/// Each split ReLU's multiplexer uses its own random OT. Were one correlation shared by two
+/// ReLUs, the server could subtract their corrections and get `±q_i ∓ q_j` (the OT messages
+/// cancel), and with its view of the re-shares, relations between the activations. The harness
+/// knows the client's masks `q` (it replays the client's reproducible seed) and checks that no
+/// pair of corrections the server received satisfies that relation.
+#[test]
+fn split_relu_ot_correlations_are_never_reused() {
+    let mut rng = Rng::new(99);
+    let bytes = random_model(&mut rng);
+    let model = Model::parse(&bytes).unwrap();
+    let input = random_input(&mut rng, model.input_shape().elements());
+    let mut options = split(17, 16, model.activation_frac_bits(), Delivery::Stored);
+    options.capture = true;
+    let (mut r, served) = run_session(&bytes, &[input], &options).unwrap();
+    let r = r.pop().unwrap();
+    // The client's seed, as its reproducible entropy drew it: session id, then the seed.
+    let mut entropy = Entropy::reproducible(17, 0);
+    entropy.bytes::<16>().unwrap();
+    let seed = entropy.bytes::<32>().unwrap();
+    let mut pairs = 0;
+    for (layer, params) in served.plan.relu_layers(&model) {
+        let words = words_by_layer(&r, Direction::Up);
+        let up = &words.iter().find(|(l, _)| *l == layer).unwrap().1;
+        let kept = up.len() / 2; // re-shares, then corrections
+        let corrections = &up[kept..];
+        let mut q = Prg::new(&seed, layer, Purpose::ReluInput);
+        let qs: Vec<u64> = (0..kept).map(|_| q.next_u64()).collect();
+        assert_eq!(params.kind(), ReluKind::Split);
+        for i in 0..kept {
+            for j in i + 1..kept {
+                let diff = corrections[i].wrapping_sub(corrections[j]);
+                for (a, b) in [
+                    (1u64, 1u64),
+                    (1, u64::MAX),
+                    (u64::MAX, 1),
+                    (u64::MAX, u64::MAX),
+                ] {
+                    let relation = a.wrapping_mul(qs[i]).wrapping_sub(b.wrapping_mul(qs[j]));
+                    assert_ne!(
+                        diff, relation,
+                        "layer {layer}: ReLUs {i} and {j} share an OT"
+                    );
+                }
+                pairs += 1;
+            }
+        }
+    }
+    assert!(pairs > 10);
 }

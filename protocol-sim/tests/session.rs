@@ -12,10 +12,10 @@ use std::time::{Duration, Instant};
 use pi_core::Model;
 use pi_core::Shape;
 use pi_core::cost::{CORTEX_M4_64, CostModel, Direction, LTE, Protocol};
-use pi_core::share::session::{Frame, HELLO_BYTES, Status};
+use pi_core::share::session::{Frame, HELLO_BYTES, PROTOCOL_VERSION, Status};
 use pi_core::share::{
     Delivery, GcMaterial, HandshakeError, Hello, OfflineSource, ProtocolError, ProtocolName,
-    Transport,
+    ReluParams, Transport,
 };
 use pi_core::spec::{LayerSpec, MaskSpec, ModelSpec, OpSpec};
 use protocol_sim::SimError;
@@ -23,7 +23,7 @@ use protocol_sim::channel::{Meter, Metered, configure_tcp};
 use protocol_sim::entropy::Entropy;
 use protocol_sim::offline::Preprocessing;
 use protocol_sim::run::architecture_only;
-use protocol_sim::session::{self, ServedSession};
+use protocol_sim::session::{self, ServeOptions, ServedSession};
 
 const SHORT: Duration = Duration::from_millis(400);
 /// What "within the timeout" allows for scheduling on a loaded 2-core machine.
@@ -110,7 +110,10 @@ fn both(
                 &mut io,
                 &mut Entropy::os(),
                 seen,
-                server_delivery,
+                &ServeOptions {
+                    delivery: server_delivery,
+                    ..ServeOptions::default()
+                },
             )
         });
         let mut io = metered(c, Direction::Up);
@@ -120,6 +123,7 @@ fn both(
             &mut io,
             &mut entropy,
             client_delivery,
+            None,
             &inputs(2),
         );
         drop(io);
@@ -205,7 +209,7 @@ fn raw_hello(bytes: [u8; HELLO_BYTES]) -> ([u8; HELLO_BYTES], ProtocolError) {
                 &mut io,
                 &mut Entropy::os(),
                 &mut HashSet::new(),
-                None,
+                &ServeOptions::default(),
             )
         });
         c.write_all(&bytes).unwrap();
@@ -227,7 +231,10 @@ fn the_server_names_a_wrong_version_protocol_or_magic() {
     assert_eq!(Hello::decode(&welcome, true).unwrap().1, Status::Version);
     assert!(matches!(
         server_handshake_error(&err),
-        HandshakeError::Version { ours: 1, theirs: 2 }
+        HandshakeError::Version {
+            ours: PROTOCOL_VERSION,
+            ..
+        }
     ));
 
     let mut p = good;
@@ -259,6 +266,7 @@ fn client_against(fake: impl FnOnce(TcpStream) + Send) -> (SimError, Duration) {
             &mut io,
             &mut Entropy::os(),
             Delivery::Stored,
+            None,
             &inputs(1),
         )
         .unwrap_err();
@@ -375,7 +383,7 @@ fn server_against(fake: impl FnOnce(TcpStream) + Send) -> (ProtocolError, Durati
             &mut io,
             &mut Entropy::os(),
             &mut HashSet::new(),
-            None,
+            &ServeOptions::default(),
         )
         .unwrap_err();
         (err, started.elapsed())
@@ -450,12 +458,16 @@ fn stored_material_serves_one_inference() {
         Err(ProtocolError::Offline { layer: 0 })
     );
     let mut m = GcMaterial::EMPTY;
-    client.relu_material(1, 2, &mut m, &mut NoWire).unwrap();
+    client
+        .relu_material(1, 2, ReluParams::FULL, &mut m, &mut NoWire)
+        .unwrap();
     assert_eq!(
-        client.relu_material(1, 2, &mut m, &mut NoWire),
+        client.relu_material(1, 2, ReluParams::FULL, &mut m, &mut NoWire),
         Err(ProtocolError::Offline { layer: 1 })
     );
-    client.relu_material(1, 3, &mut m, &mut NoWire).unwrap();
+    client
+        .relu_material(1, 3, ReluParams::FULL, &mut m, &mut NoWire)
+        .unwrap();
     // Preprocessing is one pass: layers cannot be produced twice.
     let mut pre = Preprocessing::new(&model, [1; 32], [2; 32]);
     let first = model.layers().next().unwrap();

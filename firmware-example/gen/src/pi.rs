@@ -79,6 +79,20 @@ fn generated(
         "pub const CLASSES: usize = {};",
         model.output_shape().elements()
     );
+    let colours = model
+        .layers()
+        .filter_map(|l| match l.op {
+            pi_core::Op::MaskedRelu(mask) => Some(mask.kept().div_ceil(8)),
+            _ => None,
+        })
+        .max()
+        .unwrap_or(0)
+        .max(1);
+    let _ = writeln!(
+        s,
+        "/// Bytes for the split ReLU's colour bits: one bit per kept ReLU of the largest layer."
+    );
+    let _ = writeln!(s, "pub const COLOUR_BYTES: usize = {colours};");
     let _ = writeln!(s, "/// ReLUs kept (garbled circuits per inference).");
     let _ = writeln!(s, "pub const RELUS_KEPT: u64 = {};", relus.kept);
     let _ = writeln!(

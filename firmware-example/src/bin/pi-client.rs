@@ -44,7 +44,7 @@ use pi_core::share::prg::{Prg, Purpose};
 use pi_core::share::session::{self, Frame};
 use pi_core::share::{
     Client, ClientBuffers, ClientSeed, Delivery, GcMaterial, Hello, ProtocolError, ProtocolName,
-    Streamed,
+    ReluKind, Streamed,
 };
 use rand_chacha::ChaCha20Rng;
 use rand_chacha::rand_core::{RngCore, SeedableRng};
@@ -54,7 +54,8 @@ use rand_chacha::rand_core::{RngCore, SeedableRng};
 mod pi_generated;
 
 use pi_generated::{
-    ARCH_DIGEST, ARENA_WORDS, CLASSES, MODEL_FNV1A, MODEL_LEN, RELUS_KEPT, SAMPLES, TOLERANCE,
+    ARCH_DIGEST, ARENA_WORDS, CLASSES, COLOUR_BYTES, MODEL_FNV1A, MODEL_LEN, RELUS_KEPT, SAMPLES,
+    TOLERANCE,
 };
 
 /// The model's architecture (weights zero): all the client knows of it.
@@ -68,6 +69,32 @@ pub const SIMULATION_SEED: [u8; 32] = *b"pi-toolkit: QEMU simulation seed";
 const CORE_HZ: u64 = 25_000_000;
 /// How long the client waits for the server before giving up.
 const TIMEOUT_S: u64 = 60;
+
+/// The split ReLU's sign width, when the firmware is built with `PI_SPLIT_SIGN_BITS=T` (what
+/// `scripts/pi-on-device.sh --relu split --sign-bits T` does); otherwise every ReLU is full.
+const SPLIT_SIGN_BITS: Option<u8> = parse_u8(option_env!("PI_SPLIT_SIGN_BITS"));
+
+/// A decimal `u8` from a build-time variable (`None` when unset or not a number below 256).
+const fn parse_u8(text: Option<&str>) -> Option<u8> {
+    let Some(text) = text else {
+        return None;
+    };
+    let bytes = text.as_bytes();
+    if bytes.is_empty() {
+        return None;
+    }
+    let mut value: u32 = 0;
+    let mut i = 0;
+    while i < bytes.len() {
+        let d = bytes[i];
+        if d < b'0' || d > b'9' || value > 25 {
+            return None;
+        }
+        value = value * 10 + (d - b'0') as u32;
+        i += 1;
+    }
+    if value > 255 { None } else { Some(value as u8) }
+}
 
 /// AES blocks in the calibration region.
 const CAL_AES_BLOCKS: usize = 64;
@@ -168,13 +195,11 @@ fn run() -> Result<usize, Failure> {
         cortex_m::singleton!(: [u64; ARENA_WORDS] = [0; ARENA_WORDS]).ok_or(Failure::Taken)?;
     let material: &'static mut GcMaterial =
         cortex_m::singleton!(: GcMaterial = GcMaterial::EMPTY).ok_or(Failure::Taken)?;
+    let colours: &'static mut [u8; COLOUR_BYTES] =
+        cortex_m::singleton!(: [u8; COLOUR_BYTES] = [0; COLOUR_BYTES]).ok_or(Failure::Taken)?;
     let mut syst = cortex_m::Peripherals::take().ok_or(Failure::Taken)?.SYST;
     start_systick(&mut syst);
 
-    // What this device's cost model expects, computed here: the same no_std code as the host.
-    let costs =
-        CostModel::new(Protocol::RingGc, CORTEX_M4_64, BLE).with_delivery(Delivery::Streamed);
-    let expected = costs.for_each_layer(&model, |_| {});
     defmt::info!(
         "model: {} bytes (architecture only), {} layers, ReLUs kept {}/{}, share arena {} B, material buffer {} B",
         MODEL.len(),
@@ -184,13 +209,6 @@ fn run() -> Result<usize, Failure> {
         ARENA_WORDS * 8,
         core::mem::size_of::<GcMaterial>()
     );
-    defmt::info!(
-        "cost model (cortex-m4-64, streamed): {} B up, {} B down, {} flights per inference; {} cycles per garbled ReLU",
-        expected.online.up,
-        expected.online.down,
-        expected.flights,
-        costs.ring_gc_relu_cycles()
-    );
     calibrate(material);
 
     defmt::warn!("seeds derive from SIMULATION_SEED, a public constant: insecure, QEMU only");
@@ -199,14 +217,44 @@ fn run() -> Result<usize, Failure> {
     let mut uart = unsafe { Uart::new(UART0_BASE, UART0_RX_IRQ, TIMEOUT_S * CORE_HZ) };
     let mut session_id = [0u8; 16];
     rng.fill_bytes(&mut session_id);
-    let hello = Hello::new(
+    let mut hello = Hello::new(
         ProtocolName::RING_GC,
         &model,
         session_id,
         Delivery::Streamed,
     );
+    if let Some(t) = SPLIT_SIGN_BITS {
+        hello = hello.with_split_relu(t);
+    }
     session::client_handshake(&mut uart, &hello)?;
+    let plan = session::receive_plan(&mut uart, &model, &hello)?;
+    for (layer, p) in plan.relu_layers(&model) {
+        defmt::info!(
+            "layer {}: {} ReLU, sign on {} bits of a {}-bit range",
+            layer,
+            p.kind().name(),
+            p.sign_bits(),
+            p.range_bits()
+        );
+    }
     defmt::info!("session open: protocol ring-gc, material streamed");
+
+    // What this device's cost model expects, computed here: the same no_std code as the host.
+    let costs = CostModel::new(Protocol::RingGc, CORTEX_M4_64, BLE)
+        .with_delivery(Delivery::Streamed)
+        .with_relu_plan(plan);
+    let expected = costs.for_each_layer(&model, |_| {});
+    let per_relu = plan
+        .relu_layers(&model)
+        .next()
+        .map_or(0, |(_, p)| costs.relu_cycles(p));
+    defmt::info!(
+        "cost model (cortex-m4-64, streamed): {} B up, {} B down, {} flights per inference; {} cycles per garbled ReLU",
+        expected.online.up,
+        expected.online.down,
+        expected.flights,
+        per_relu
+    );
 
     let (mut agree, mut failed) = (0usize, 0usize);
     for (i, sample) in SAMPLES.iter().enumerate() {
@@ -224,10 +272,11 @@ fn run() -> Result<usize, Failure> {
         let mut output = [0i64; CLASSES];
         let buffers = ClientBuffers {
             shares: &mut shares[..],
-            material: &mut *material,
+            material: core::slice::from_mut(&mut *material),
+            colours: &mut colours[..],
         };
         bench_start();
-        let result = Client::new(&model, seed).run(
+        let result = Client::with_plan(&model, seed, plan).run(
             &sample.input,
             buffers,
             Streamed,
@@ -274,10 +323,11 @@ fn run() -> Result<usize, Failure> {
     Frame::End.send(&mut uart)?;
     let counts = uart.counts();
     defmt::info!("argmax agreement: {}/{}", agree, SAMPLES.len());
-    defmt::info!(
-        "cost model estimate per garbled ReLU: {}",
-        costs.ring_gc_relu_cycles()
-    );
+    defmt::info!("cost model estimate per garbled ReLU: {}", per_relu);
+    let split = plan
+        .relu_layers(&model)
+        .any(|(_, p)| p.kind() == ReluKind::Split);
+    defmt::info!("relu protocol: {}", if split { "split" } else { "full" });
     defmt::info!("stack high-water mark: {} B", stack::high_water_bytes());
     defmt::info!(
         "per inference: {} B client->server, {} B server->client, {} flights; session framing {} B up, {} B down",

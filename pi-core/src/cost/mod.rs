@@ -35,7 +35,7 @@ pub use protocol::{
 
 use crate::layer::{Layer, Op};
 use crate::model::{MAX_LAYERS, Model};
-use crate::share::{Delivery, WORD_BYTES, gc};
+use crate::share::{Delivery, ReluKind, ReluParams, ReluPlan, WORD_BYTES, gc};
 
 /// Bytes in each direction.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -269,6 +269,8 @@ pub struct CostModel {
     /// How the client gets its material; `None`: stored when it fits the device's RAM or flash,
     /// streamed otherwise.
     pub delivery: Option<Delivery>,
+    /// The `ring-gc` ReLU protocol of every layer (full by default).
+    pub relu: ReluPlan,
 }
 
 impl CostModel {
@@ -279,7 +281,13 @@ impl CostModel {
             device,
             link,
             delivery: None,
+            relu: ReluPlan::full(),
         }
+    }
+
+    /// The same model with `ring-gc`'s ReLU layers priced as `plan` says (full or split).
+    pub fn with_relu_plan(self, plan: ReluPlan) -> Self {
+        Self { relu: plan, ..self }
     }
 
     /// The same model with the material delivered as `delivery` whatever the device.
@@ -324,13 +332,18 @@ impl CostModel {
         }
     }
 
-    /// Client cycles to evaluate one `ring-gc` ReLU: its AES blocks, the other work of its ANDs,
-    /// and the ChaCha20 word of its re-share mask.
+    /// Client cycles to evaluate one full `ring-gc` ReLU (see [`CostModel::relu_cycles`]).
     pub fn ring_gc_relu_cycles(&self) -> u64 {
+        self.relu_cycles(ReluParams::FULL)
+    }
+
+    /// Client cycles to evaluate one `ring-gc` ReLU of protocol `p`: its AES blocks, the other
+    /// work of its ANDs, and its ChaCha20 keystream.
+    pub fn relu_cycles(&self, p: ReluParams) -> u64 {
         let d = &self.device;
-        gc::EVAL_AES_PER_RELU as u64 * d.aes_cycles_per_block
-            + gc::RELU_AND_GATES as u64 * d.gc_and_cycles
-            + WORD_BYTES as u64 * d.chacha_cycles_per_byte
+        p.eval_aes_blocks() as u64 * d.aes_cycles_per_block
+            + p.and_gates() as u64 * d.gc_and_cycles
+            + p.client_keystream_bytes() as u64 * d.chacha_cycles_per_byte
     }
 
     /// OT-based interactive work for `n` elements (ReLUs or truncations), `R` flights.
@@ -391,28 +404,42 @@ impl CostModel {
                 if k == 0 {
                     return c;
                 }
-                c.and_gates = k * p.and_gates_per_relu();
+                c.and_gates = match p {
+                    Protocol::RingGc => k * self.relu.layer(layer.index).and_gates() as u64,
+                    _ => k * p.and_gates_per_relu(),
+                };
                 match p {
                     Protocol::RingGc => {
-                        let bits = gc::SHARE_BITS as u64;
-                        // Online: re-share onto q (8 B up), then the server's labels (1 KiB down).
+                        let p = self.relu.layer(layer.index);
+                        // Client input labels obtained by OT: one per bit of the circuit input.
+                        let bits = u64::from(p.sign_bits());
+                        let material = p.material_bytes() as u64;
+                        // Online: re-share onto q (8 B up), then the server's labels (streamed:
+                        // after the material), then for the split ReLU the OT corrections.
                         c.message(Direction::Up, k * WORD_BYTES as u64);
-                        let material = if streamed {
-                            k * gc::MATERIAL_BYTES as u64
-                        } else {
-                            0
+                        let streamed_material = if streamed { k * material } else { 0 };
+                        c.message(
+                            Direction::Down,
+                            streamed_material + k * p.label_bytes() as u64,
+                        );
+                        if p.correction_bytes() > 0 {
+                            c.message(Direction::Up, k * p.correction_bytes() as u64);
+                        }
+                        // Offline: the garbled part of the material (all but the client's OT
+                        // outputs), the labels' OT, and the split ReLU's random OT (the server,
+                        // as receiver, sends one OT-extension column).
+                        let garbled = material - bits * gc::LABEL_BYTES as u64;
+                        let rot = match p.kind() {
+                            ReluKind::Full => 0,
+                            ReluKind::Split => OT_RECEIVER_BYTES,
                         };
-                        c.message(Direction::Down, material + k * gc::INPUT_LABEL_BYTES as u64);
-                        let garbled =
-                            (gc::TABLE_BYTES + gc::INPUT_LABEL_BYTES + gc::DECODE_BYTES) as u64;
                         c.offline = Traffic {
                             up: k * bits * OT_RECEIVER_BYTES,
-                            down: k * (garbled + bits * OT_SENDER_BYTES),
+                            down: k * (garbled + bits * OT_SENDER_BYTES + rot),
                         };
-                        c.client_storage = k * gc::MATERIAL_BYTES as u64;
-                        // Server keeps the zero labels of its 64 input wires and r'.
-                        c.server_storage = k * (gc::INPUT_LABEL_BYTES + WORD_BYTES) as u64;
-                        c.client_cycles = k * self.ring_gc_relu_cycles();
+                        c.client_storage = k * material;
+                        c.server_storage = k * p.server_storage_bytes() as u64;
+                        c.client_cycles = k * self.relu_cycles(p);
                     }
                     Protocol::Delphi => {
                         let material = if streamed {

@@ -48,10 +48,11 @@ use crate::layer::Op;
 use crate::model::Model;
 
 use super::error::ProtocolError;
-use super::gc::{self, GcHash, GcMaterial, INPUT_LABEL_BYTES, LABEL_BYTES, SHARE_BITS};
+use super::gc::{self, GcHash, GcMaterial, LABEL_BYTES, SHARE_BITS};
 use super::linear::finish_client;
 use super::local;
 use super::prg::{Prg, Purpose};
+use super::relu::{ReluKind, ReluParams, ReluPlan, mux};
 use super::ring::{self, Party};
 
 /// Bytes of one share word on the wire (little-endian `u64`).
@@ -88,11 +89,13 @@ pub trait OfflineSource {
         out: &mut [u64],
         io: &mut T,
     ) -> Result<(), ProtocolError>;
-    /// Fills `out` with the garbled material of the `kept`-th kept ReLU of layer `layer`.
+    /// Fills `out` with the garbled material of the `kept`-th kept ReLU of layer `layer`, whose
+    /// protocol is `params` (the full circuit's material, or a sign circuit's).
     fn relu_material<T: Transport>(
         &mut self,
         layer: usize,
         kept: usize,
+        params: ReluParams,
         out: &mut GcMaterial,
         io: &mut T,
     ) -> Result<(), ProtocolError>;
@@ -102,9 +105,9 @@ pub trait OfflineSource {
 /// stores nothing between the phases, and its RAM holds one ReLU's material at a time.
 ///
 /// Byte order: per conv/linear layer, `8·n_out` bytes of `W·r − s` (little-endian `u64`) before
-/// the client sends that layer's masked input; per kept ReLU, the
-/// [`MATERIAL_BYTES`](super::gc::MATERIAL_BYTES) of
-/// [`GcMaterial::write_bytes`] before the server's labels for it.
+/// the client sends that layer's masked input; per kept ReLU, its material as
+/// [`GcMaterial::write_to`] writes it ([`ReluParams::material_bytes`]) before the server's labels
+/// for it.
 #[derive(Debug, Default, Clone, Copy)]
 pub struct Streamed;
 
@@ -122,10 +125,11 @@ impl OfflineSource for Streamed {
         &mut self,
         _layer: usize,
         _kept: usize,
+        params: ReluParams,
         out: &mut GcMaterial,
         io: &mut T,
     ) -> Result<(), ProtocolError> {
-        out.read_from(|bytes| io.recv(bytes))
+        out.read_from(params.sign_width(), |bytes| io.recv(bytes))
     }
 }
 
@@ -182,14 +186,21 @@ impl core::fmt::Debug for ClientSeed {
     }
 }
 
-/// The client's buffers: the share arena and room for one garbled ReLU.
+/// The client's buffers: the share arena, room for garbled ReLUs, and the colour bits of the
+/// split ReLU.
 #[derive(Debug)]
 pub struct ClientBuffers<'b> {
     /// [`Client::arena_words`] `u64` words.
     pub shares: &'b mut [u64],
-    /// One ReLU's garbled material (8 KiB), refilled for every kept ReLU.
-    pub material: &'b mut GcMaterial,
+    /// Garbled material (8 KiB each), refilled for every kept ReLU. With [`LOCK_STEP`] or more,
+    /// that many ReLUs are evaluated in lock-step (faster where AES pipelines); one suffices.
+    pub material: &'b mut [GcMaterial],
+    /// [`Client::colour_bytes`] bytes (empty when no layer is split).
+    pub colours: &'b mut [u8],
 }
+
+/// ReLUs evaluated in lock-step when [`ClientBuffers::material`] holds that many.
+pub const LOCK_STEP: usize = 8;
 
 /// Buffers share words into chunks before handing them to the transport; the probe sees every
 /// send as [`Phase::Io`].
@@ -276,27 +287,49 @@ pub struct Client<'m, 'a> {
     model: &'m Model<'a>,
     seed: ClientSeed,
     hash: GcHash,
+    plan: ReluPlan,
 }
 
 /// What [`Client::run`] works with besides the input.
 struct Session<'s, 'm, 'a, O, T, P> {
     client: &'s Client<'m, 'a>,
     shares: &'s mut [u64],
-    material: &'s mut GcMaterial,
+    material: &'s mut [GcMaterial],
+    colours: &'s mut [u8],
     offline: O,
     io: &'s mut T,
     probe: &'s mut P,
 }
 
 impl<'m, 'a> Client<'m, 'a> {
-    /// A client for one inference whose masks come from `seed`. The model is the architecture
-    /// (weights may be zero: the client never uses them).
+    /// A client for one inference whose masks come from `seed`, every ReLU full. The model is
+    /// the architecture (weights may be zero: the client never uses them).
     pub fn new(model: &'m Model<'a>, seed: ClientSeed) -> Self {
+        Self::with_plan(model, seed, ReluPlan::full())
+    }
+
+    /// A client whose ReLU layers follow `plan` (as agreed in the session).
+    pub fn with_plan(model: &'m Model<'a>, seed: ClientSeed, plan: ReluPlan) -> Self {
         Self {
             model,
             seed,
             hash: GcHash::new(),
+            plan,
         }
+    }
+
+    /// Bytes [`ClientBuffers::colours`] must hold: one bit per kept ReLU of the largest split
+    /// layer.
+    pub fn colour_bytes(&self) -> usize {
+        self.plan
+            .relu_layers(self.model)
+            .filter(|(_, p)| p.kind() == ReluKind::Split)
+            .filter_map(|(i, _)| match self.model.layer(i).map(|l| l.op) {
+                Some(Op::MaskedRelu(mask)) => Some(mask.kept().div_ceil(8)),
+                _ => None,
+            })
+            .max()
+            .unwrap_or(0)
     }
 
     /// Words of `u64` the share arena must hold (the same plan as the plaintext engine).
@@ -339,6 +372,12 @@ impl<'m, 'a> Client<'m, 'a> {
                 found: buffers.shares.len(),
             });
         }
+        if buffers.colours.len() < self.colour_bytes() || buffers.material.is_empty() {
+            return Err(ProtocolError::BufferTooSmall {
+                needed: self.colour_bytes(),
+                found: buffers.colours.len(),
+            });
+        }
         let n_out = model.output_shape().elements();
         if output.len() != n_out {
             return Err(ProtocolError::OutputLength {
@@ -350,6 +389,7 @@ impl<'m, 'a> Client<'m, 'a> {
             client: &self,
             shares: buffers.shares,
             material: buffers.material,
+            colours: buffers.colours,
             offline,
             io,
             probe,
@@ -504,6 +544,7 @@ impl<O: OfflineSource, T: Transport, P: Probe> Session<'_, '_, '_, O, T, P> {
             return Ok(());
         }
         let client = self.client;
+        let params = client.plan.layer(layer);
         let values = self
             .shares
             .get_mut(values)
@@ -526,39 +567,201 @@ impl<O: OfflineSource, T: Transport, P: Probe> Session<'_, '_, '_, O, T, P> {
             result?;
             writer.flush()?;
         }
-        // 2. One garbled ReLU per kept element, fed by the server's online labels.
-        let mut kept = 0;
-        let (offline, io, probe, material) = (
-            &mut self.offline,
-            &mut *self.io,
-            &mut *self.probe,
-            &mut *self.material,
-        );
+        // 2. The garbled circuits, fed by the server's online labels, LOCK_STEP at a time when
+        //    there is room, then one at a time.
+        let mut evaluator = LayerEvaluator {
+            client,
+            layer,
+            params,
+            gc_index: *gc_index,
+            received: 0,
+            evaluated: 0,
+            q: Prg::new(client.seed.expose_to_dealer(), layer, Purpose::ReluInput),
+            ot: Prg::new(client.seed.expose_to_dealer(), layer, Purpose::MuxOt),
+            colours: &mut *self.colours,
+        };
+        let (offline, io, probe) = (&mut self.offline, &mut *self.io, &mut *self.probe);
+        let mut pending = [0usize; LOCK_STEP];
+        let mut n = 0;
+        let wide = self.material.len() >= LOCK_STEP;
         mask.for_each_kept(|j| {
             if result.is_err() {
                 return;
             }
-            result = (|| {
-                probe.enter(Phase::Io);
-                let mut bytes = [0u8; INPUT_LABEL_BYTES];
-                let got = offline
-                    .relu_material(layer, kept, material, io)
-                    .and_then(|()| io.recv(&mut bytes));
-                probe.enter(Phase::Garbled);
-                got?;
-                let labels: [gc::Label; SHARE_BITS] = core::array::from_fn(|i| {
-                    let mut b = [0u8; LABEL_BYTES];
-                    b.copy_from_slice(&bytes[i * LABEL_BYTES..(i + 1) * LABEL_BYTES]);
-                    u128::from_le_bytes(b)
-                });
-                let z = gc::evaluate_relu(&client.hash, *gc_index, material, &labels);
-                probe.enter(Phase::Shares);
-                *values.get_mut(j).ok_or(ProtocolError::Inconsistent)? = z;
-                Ok(())
-            })();
-            kept += 1;
-            *gc_index += 1;
+            pending[n] = j;
+            n += 1;
+            if n == LOCK_STEP || !wide {
+                result = match self.material.first_chunk_mut::<LOCK_STEP>() {
+                    Some(m) if wide => evaluator.batch(&pending, m, values, offline, io, probe),
+                    _ => evaluator.one(pending[0], self.material, values, offline, io, probe),
+                };
+                n = 0;
+            }
         });
-        result
+        for &j in &pending[..n] {
+            result =
+                result.and_then(|()| evaluator.one(j, self.material, values, offline, io, probe));
+        }
+        result?;
+        *gc_index = evaluator.gc_index;
+        // 3. Split ReLU: the multiplexer's OT corrections, one word per kept ReLU.
+        if params.kind() == ReluKind::Split {
+            let mut q = Prg::new(client.seed.expose_to_dealer(), layer, Purpose::ReluInput);
+            let mut ot = Prg::new(client.seed.expose_to_dealer(), layer, Purpose::MuxOt);
+            let mut writer = WordWriter::new(&mut *self.io, &mut *self.probe);
+            for k in 0..mask.kept() {
+                let colour = self
+                    .colours
+                    .get(k / 8)
+                    .is_some_and(|b| b >> (k % 8) & 1 == 1);
+                let m = [ot.next_u64(), ot.next_u64()];
+                writer.push(mux::correction(colour, q.next_u64(), m))?;
+            }
+            writer.flush()?;
+        }
+        Ok(())
+    }
+}
+
+/// Evaluates one layer's kept ReLUs, in kept order: receives each one's material and labels,
+/// evaluates, and writes the client's share of the output.
+struct LayerEvaluator<'e, 'c, 'm, 'a> {
+    client: &'c Client<'m, 'a>,
+    layer: usize,
+    params: ReluParams,
+    gc_index: u64,
+    received: usize,
+    evaluated: usize,
+    /// The re-share masks `q`, regenerated in kept order (the multiplexer needs them).
+    q: Prg,
+    /// The multiplexer's OT messages, in kept order.
+    ot: Prg,
+    colours: &'e mut [u8],
+}
+
+/// What the server sends per kept ReLU besides material: the labels of its input bits and, for
+/// the split ReLU, the multiplexer ciphertext.
+struct Labels {
+    labels: [gc::Label; SHARE_BITS],
+    mux: u64,
+}
+
+impl Labels {
+    const EMPTY: Labels = Labels {
+        labels: [0; SHARE_BITS],
+        mux: 0,
+    };
+}
+
+impl LayerEvaluator<'_, '_, '_, '_> {
+    /// Receives the next kept ReLU's material and labels.
+    fn receive<O: OfflineSource, T: Transport>(
+        &mut self,
+        material: &mut GcMaterial,
+        out: &mut Labels,
+        offline: &mut O,
+        io: &mut T,
+    ) -> Result<(), ProtocolError> {
+        offline.relu_material(self.layer, self.received, self.params, material, io)?;
+        self.received += 1;
+        let t = usize::from(self.params.sign_bits());
+        let mut bytes = [0u8; 16 * LABEL_BYTES];
+        for chunk in out.labels[..t].chunks_mut(16) {
+            let buf = &mut bytes[..chunk.len() * LABEL_BYTES];
+            io.recv(buf)?;
+            for (l, b) in chunk.iter_mut().zip(buf.chunks_exact(LABEL_BYTES)) {
+                let mut le = [0u8; LABEL_BYTES];
+                le.copy_from_slice(b);
+                *l = u128::from_le_bytes(le);
+            }
+        }
+        if self.params.kind() == ReluKind::Split {
+            let mut word = [0u8; WORD_BYTES];
+            io.recv(&mut word)?;
+            out.mux = u64::from_le_bytes(word);
+        }
+        Ok(())
+    }
+
+    /// The split ReLU's output share from the sign circuit's output label; records the colour.
+    fn multiplex(&mut self, label: gc::Label, mux_ciphertext: u64, gc_index: u64) -> u64 {
+        let colour = label & 1 == 1;
+        let k = self.evaluated;
+        if let Some(b) = self.colours.get_mut(k / 8) {
+            *b = (*b & !(1 << (k % 8))) | (u8::from(colour) << (k % 8));
+        }
+        let pad = gc::mux_pad(&self.client.hash, gc_index, label);
+        let m = [self.ot.next_u64(), self.ot.next_u64()];
+        mux::client_product(colour, mux_ciphertext, pad, self.q.next_u64(), m).0
+    }
+
+    /// Receives and evaluates the kept ReLUs at `js` in lock-step. Never inlined: the frame of
+    /// the eight-wide instance is large, and a device that only runs the one-wide one must not
+    /// pay for it in stack.
+    #[inline(never)]
+    fn batch<O: OfflineSource, T: Transport, P: Probe, const B: usize>(
+        &mut self,
+        js: &[usize; B],
+        material: &mut [GcMaterial; B],
+        values: &mut [u64],
+        offline: &mut O,
+        io: &mut T,
+        probe: &mut P,
+    ) -> Result<(), ProtocolError> {
+        let mut labels: [Labels; B] = core::array::from_fn(|_| Labels::EMPTY);
+        probe.enter(Phase::Io);
+        for (m, l) in material.iter_mut().zip(labels.iter_mut()) {
+            self.receive(m, l, offline, io)?;
+        }
+        probe.enter(Phase::Garbled);
+        let gcs: [u64; B] = core::array::from_fn(|i| self.gc_index + i as u64);
+        let hash = &self.client.hash;
+        let out: [u64; B] = match self.params.kind() {
+            ReluKind::Full => gc::evaluate_relus(
+                hash,
+                gcs,
+                material.each_ref(),
+                labels.each_ref().map(|l| &l.labels),
+            ),
+            ReluKind::Split => {
+                let t = usize::from(self.params.sign_bits());
+                let w = gc::evaluate_signs(
+                    hash,
+                    gcs,
+                    material.each_ref(),
+                    labels.each_ref().map(|l| &l.labels[..t]),
+                );
+                core::array::from_fn(|i| {
+                    let share = self.multiplex(w[i], labels[i].mux, gcs[i]);
+                    self.evaluated += 1;
+                    share
+                })
+            }
+        };
+        if self.params.kind() == ReluKind::Full {
+            self.evaluated += B;
+        }
+        self.gc_index += B as u64;
+        probe.enter(Phase::Shares);
+        for (&j, z) in js.iter().zip(out) {
+            *values.get_mut(j).ok_or(ProtocolError::Inconsistent)? = z;
+        }
+        Ok(())
+    }
+
+    /// Receives and evaluates the kept ReLU at `j` alone.
+    fn one<O: OfflineSource, T: Transport, P: Probe>(
+        &mut self,
+        j: usize,
+        material: &mut [GcMaterial],
+        values: &mut [u64],
+        offline: &mut O,
+        io: &mut T,
+        probe: &mut P,
+    ) -> Result<(), ProtocolError> {
+        let m = material
+            .first_chunk_mut::<1>()
+            .ok_or(ProtocolError::Inconsistent)?;
+        self.batch(&[j], m, values, offline, io, probe)
     }
 }

@@ -45,21 +45,24 @@
 //!
 //! [`pool_multiplier`]: crate::fixed::pool_multiplier
 
+pub mod bounds;
 mod client;
 mod error;
 pub mod gc;
 pub mod linear;
 pub mod local;
 pub mod prg;
+pub mod relu;
 pub mod ring;
 pub mod session;
 pub mod tolerance;
 
 pub use client::{
-    Client, ClientBuffers, ClientSeed, NoProbe, OUTPUT_BOUND, OfflineSource, Phase, Probe,
-    Streamed, Transport, WORD_BYTES,
+    Client, ClientBuffers, ClientSeed, LOCK_STEP, NoProbe, OUTPUT_BOUND, OfflineSource, Phase,
+    Probe, Streamed, Transport, WORD_BYTES,
 };
 pub use error::ProtocolError;
 pub use gc::GcMaterial;
+pub use relu::{ReluKind, ReluParamError, ReluParams, ReluPlan};
 pub use ring::Party;
 pub use session::{Delivery, HandshakeError, Hello, ProtocolName};

@@ -20,6 +20,9 @@ pub enum Purpose {
     Server = 2,
     /// Dealer-side randomness (the server's linear-layer shares `s`) in the simulator.
     Dealer = 3,
+    /// The client's random-OT messages `(m0, m1)` of the split ReLU's multiplexer, one pair per
+    /// kept ReLU (dealt by the simulation's dealer, which gives the server `m_λ`).
+    MuxOt = 4,
 }
 
 /// A ChaCha20 stream of 64-bit masks.
@@ -29,7 +32,7 @@ impl Prg {
     /// The stream for `purpose` at layer `layer` under `seed`.
     pub fn new(seed: &[u8; 32], layer: usize, purpose: Purpose) -> Self {
         let mut rng = ChaCha20Rng::from_seed(*seed);
-        rng.set_stream(((layer as u64) << 2) | purpose as u64);
+        rng.set_stream(((layer as u64) << 3) | purpose as u64);
         Self(rng)
     }
 

@@ -18,7 +18,13 @@
 //! | 22..54 | model digest ([`architecture_digest`]) |
 //! | 54..70 | session id (16 random bytes chosen by the client; echoed) |
 //! | 70 | material delivery: 0 stored, 1 streamed ([`Delivery`]) |
-//! | 71 | status: 0 in a hello and an accepting welcome, else a [`Status`] code |
+//! | 71 | ReLU protocol: 0 full, 1 split ([`ReluKind`]) |
+//! | 72 | sign width `t` of the split ReLU (64 for full) |
+//! | 73 | status: 0 in a hello and an accepting welcome, else a [`Status`] code |
+//!
+//! With the split ReLU, an accepting welcome is followed by the server's ReLU plan: one byte per
+//! masked-ReLU layer that keeps ReLUs, in model order, the range `h` of that layer (computed from
+//! the weights, [`ReluPlan::split`]). The client checks `t <= h <= 64`.
 //!
 //! | Frame | Bytes |
 //! |---|---|
@@ -38,11 +44,12 @@ use crate::model::Model;
 
 use super::client::Transport;
 use super::error::ProtocolError;
+use super::relu::{ReluKind, ReluParamError, ReluParams, ReluPlan};
 
 /// Version of this wire format.
-pub const PROTOCOL_VERSION: u16 = 1;
+pub const PROTOCOL_VERSION: u16 = 2;
 /// Bytes of a hello or welcome message.
-pub const HELLO_BYTES: usize = 72;
+pub const HELLO_BYTES: usize = 74;
 /// Bytes of a start frame (tag, index, dealer seed).
 pub const START_BYTES: usize = 1 + 4 + 32;
 
@@ -95,6 +102,9 @@ pub enum Status {
     SessionReused = 5,
     /// The hello was malformed.
     Malformed = 6,
+    /// The server cannot run the ReLU protocol asked for (a different one, or it lacks what
+    /// the split ReLU's ranges need).
+    Relu = 7,
 }
 
 impl Status {
@@ -107,6 +117,7 @@ impl Status {
             4 => Status::Delivery,
             5 => Status::SessionReused,
             6 => Status::Malformed,
+            7 => Status::Relu,
             _ => return None,
         })
     }
@@ -142,6 +153,15 @@ pub enum HandshakeError {
         /// The peer's digest prefix.
         theirs: [u8; 4],
     },
+    /// The ReLU protocols (or sign widths) differ.
+    Relu {
+        /// This side's protocol and sign width.
+        ours: (ReluKind, u8),
+        /// The peer's.
+        theirs: (ReluKind, u8),
+    },
+    /// The server's ReLU plan is unusable.
+    Plan(ReluParamError),
     /// Delivery modes differ.
     Delivery {
         /// This side's mode.
@@ -180,6 +200,15 @@ impl fmt::Display for HandshakeError {
                 theirs.name(),
                 ours.name()
             ),
+            HandshakeError::Relu { ours, theirs } => write!(
+                f,
+                "ReLU protocol {} on {} bits on the peer, {} on {} bits here",
+                theirs.0.name(),
+                theirs.1,
+                ours.0.name(),
+                ours.1
+            ),
+            HandshakeError::Plan(e) => write!(f, "the server's ReLU plan: {e}"),
             HandshakeError::Session => write!(f, "the peer did not echo this session's id"),
             HandshakeError::SessionReused => {
                 write!(f, "session id already used: its material would be reused")
@@ -256,10 +285,14 @@ pub struct Hello {
     pub session: SessionId,
     /// How offline material is delivered.
     pub delivery: Delivery,
+    /// The ReLU protocol of every layer.
+    pub relu: ReluKind,
+    /// The split ReLU's sign width `t` (64 for the full ReLU).
+    pub sign_bits: u8,
 }
 
 impl Hello {
-    /// This build's hello for `protocol` on `model`.
+    /// This build's hello for `protocol` on `model`, every ReLU full.
     pub fn new(
         protocol: ProtocolName,
         model: &Model<'_>,
@@ -272,6 +305,17 @@ impl Hello {
             digest: architecture_digest(model),
             session,
             delivery,
+            relu: ReluKind::Full,
+            sign_bits: ReluParams::FULL.sign_bits(),
+        }
+    }
+
+    /// The same hello with the split ReLU on `sign_bits` bits.
+    pub fn with_split_relu(self, sign_bits: u8) -> Self {
+        Self {
+            relu: ReluKind::Split,
+            sign_bits,
+            ..self
         }
     }
 
@@ -290,7 +334,12 @@ impl Hello {
             Delivery::Stored => 0,
             Delivery::Streamed => 1,
         };
-        out[71] = welcome.map_or(0, |s| s as u8);
+        out[71] = match self.relu {
+            ReluKind::Full => 0,
+            ReluKind::Split => 1,
+        };
+        out[72] = self.sign_bits;
+        out[73] = welcome.map_or(0, |s| s as u8);
         out
     }
 
@@ -314,7 +363,12 @@ impl Hello {
             1 => Delivery::Streamed,
             _ => return Err(HandshakeError::Malformed),
         };
-        let status = Status::from_byte(bytes[71]).ok_or(HandshakeError::Malformed)?;
+        let relu = match bytes[71] {
+            0 => ReluKind::Full,
+            1 => ReluKind::Split,
+            _ => return Err(HandshakeError::Malformed),
+        };
+        let status = Status::from_byte(bytes[73]).ok_or(HandshakeError::Malformed)?;
         if !welcome && status != Status::Ok {
             return Err(HandshakeError::Malformed);
         }
@@ -324,6 +378,8 @@ impl Hello {
             digest,
             session,
             delivery,
+            relu,
+            sign_bits: bytes[72],
         };
         Ok((hello, status))
     }
@@ -356,6 +412,12 @@ impl Hello {
                 theirs: theirs.delivery,
             });
         }
+        if (theirs.relu, theirs.sign_bits) != (self.relu, self.sign_bits) {
+            return Err(HandshakeError::Relu {
+                ours: (self.relu, self.sign_bits),
+                theirs: (theirs.relu, theirs.sign_bits),
+            });
+        }
         Ok(())
     }
 
@@ -367,6 +429,7 @@ impl Hello {
             Err(HandshakeError::Protocol { .. }) => Status::Protocol,
             Err(HandshakeError::ModelDigest { .. }) => Status::Model,
             Err(HandshakeError::Delivery { .. }) => Status::Delivery,
+            Err(HandshakeError::Relu { .. }) => Status::Relu,
             Err(_) => Status::Malformed,
         }
     }
@@ -388,6 +451,45 @@ pub fn client_handshake<T: Transport>(io: &mut T, hello: &Hello) -> Result<(), P
         Status::SessionReused => Err(HandshakeError::SessionReused.into()),
         other => Err(HandshakeError::Rejected(other).into()),
     }
+}
+
+/// The server's side of the plan exchange: after an accepting welcome, sends each split layer's
+/// range (nothing when every ReLU is full).
+pub fn send_plan<T: Transport>(
+    io: &mut T,
+    model: &Model<'_>,
+    plan: &ReluPlan,
+) -> Result<(), ProtocolError> {
+    for (_, params) in plan.relu_layers(model) {
+        if params.kind() == ReluKind::Split {
+            io.send(&[params.range_bits()])?;
+        }
+    }
+    Ok(())
+}
+
+/// The client's side: the plan for `hello` (all full, or the split ReLU with the server's
+/// ranges, each checked).
+pub fn receive_plan<T: Transport>(
+    io: &mut T,
+    model: &Model<'_>,
+    hello: &Hello,
+) -> Result<ReluPlan, ProtocolError> {
+    let mut plan = ReluPlan::full();
+    if hello.relu == ReluKind::Split {
+        for layer in model.layers() {
+            if let Op::MaskedRelu(mask) = layer.op
+                && mask.kept() > 0
+            {
+                let mut h = [0u8];
+                io.recv(&mut h)?;
+                let params = ReluParams::split(layer.index, hello.sign_bits, h[0])
+                    .map_err(HandshakeError::Plan)?;
+                plan.set(layer.index, params);
+            }
+        }
+    }
+    Ok(plan)
 }
 
 /// A client's frame between inferences.
@@ -559,6 +661,17 @@ mod tests {
         assert!(matches!(
             ours.check(&hello(Delivery::Stored)),
             Err(HandshakeError::Delivery { .. })
+        ));
+        let split = ours.with_split_relu(16);
+        let (back, _) = Hello::decode(&split.encode(None), false).unwrap();
+        assert_eq!(back, split);
+        assert!(matches!(
+            ours.check(&split),
+            Err(HandshakeError::Relu { .. })
+        ));
+        assert!(matches!(
+            split.check(&ours.with_split_relu(12)),
+            Err(HandshakeError::Relu { .. })
         ));
         let mut bad = ours.encode(None);
         bad[70] = 9;
