@@ -1,21 +1,21 @@
 //! How a layer's kept ReLUs are evaluated: a protocol choice, not a circuit.
 //!
-//! * [`ReluKind::Full`]: the 189-AND garbled circuit of [`gc`](super::gc), `ReLU(s + c) − r'`
+//! * [`ReluKind::Full`]: the 189-AND garbled circuit of [`super::gc`], `ReLU(s + c) − r'`
 //!   computed inside the circuit.
 //! * [`ReluKind::Split`]: `ReLU(x) = x · DReLU(x)` (the reformulation of Circa, Ghodsi, Jha,
 //!   Reagen, Garg, NeurIPS 2021). Only `DReLU` is garbled: each party reduces its share to `h` bits
 //!   and drops the `k` lowest (Circa's truncated sign), and the sign circuit runs on
-//!   `t = h − k` bits with `t − 1` ANDs ([`gc::sign_circuit`](super::gc::sign_circuit)). The
+//!   `t = h − k` bits with `t − 1` ANDs ([`super::gc::sign_circuit`]). The
 //!   client learns the colour bit of the output wire: an XOR share of `DReLU(x)`. The product with
 //!   the 64-bit shares happens outside the circuit with the two standard gadgets of a multiplexer
 //!   (as CrypTFlow2's `F_MUX`, here with a garbled bit): one garbled-bit-times-value ciphertext for
-//!   the server's share, and one random OT for the client's share ([`mux`](self::mux) has the
+//!   the server's share, and one random OT for the client's share ([`mux`] has the
 //!   algebra). In this simulation the random OT comes from the dealer, as the other OT material.
 //!
 //! With `h = 64, k = 0` the split ReLU is exact (bit-exact with the full circuit, tested). Reduced
 //! widths change correctness, not privacy: the sign is only wrong where `0 <= x < 2^k` (the
-//! dropped carry), so the output is 0 instead of `x < 2^k`, and never where `|x| < 2^(h−1)` fails,
-//! because `h` comes from the model's proven activation bounds ([`super::bounds`]).
+//! dropped carry), so the output is 0 instead of `x < 2^k`; the reduced shares never wrap, because
+//! `h` covers the model's proven activation bound ([`super::bounds`]).
 
 use core::fmt;
 
