@@ -116,7 +116,43 @@ impl std::fmt::Debug for Preprocessing<'_, '_> {
     }
 }
 
-/// One kept ReLU's randomness, drawn in kept order (so batching does not change it).
+/// A ReLU layer being garbled (see [`Preprocessing::begin_relus`]): the layer's parameters, how
+/// many ReLUs are left, and the random streams they are drawn from in kept order.
+pub struct ReluGarbling {
+    params: ReluParams,
+    left: usize,
+    rng: Prg,
+    q: Prg,
+    ot: Prg,
+}
+
+impl std::fmt::Debug for ReluGarbling {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ReluGarbling")
+            .field("left", &self.left)
+            .finish_non_exhaustive()
+    }
+}
+
+impl ReluGarbling {
+    /// ReLUs not garbled yet.
+    pub fn left(&self) -> usize {
+        self.left
+    }
+
+    fn draw(&mut self) -> Draw {
+        Draw {
+            zs: core::array::from_fn(|_| self.rng.next_u128()),
+            zc: core::array::from_fn(|_| self.rng.next_u128()),
+            zt: core::array::from_fn(|_| self.rng.next_u128()),
+            r: self.rng.next_u64(),
+            q: self.q.next_u64(),
+            ot: [self.ot.next_u64(), self.ot.next_u64()],
+        }
+    }
+}
+
+/// One kept ReLU's randomness, drawn in kept order (so lock-step does not change it).
 struct Draw {
     zs: [Label; SHARE_BITS],
     zc: [Label; SHARE_BITS],
@@ -168,6 +204,20 @@ impl<'m, 'a> Preprocessing<'m, 'a> {
         &mut self,
         layer: &Layer<'_>,
     ) -> Result<(ClientLayer, ServerLayer), ProtocolError> {
+        if let Op::MaskedRelu(mask) = layer.op
+            && mask.kept() > 0
+        {
+            let mut g = self.begin_relus(layer)?;
+            let mut all = Vec::with_capacity(mask.kept());
+            while g.left > 0 {
+                self.next_relus(&mut g, &mut all);
+            }
+            let (keeps, materials) = all.into_iter().map(|(s, m)| (s, Some(m))).unzip();
+            return Ok((
+                ClientLayer::Relus(g.params, materials),
+                ServerLayer::Relus(keeps),
+            ));
+        }
         let i = layer.index;
         if i != self.next_layer {
             return Err(ProtocolError::Offline { layer: i });
@@ -184,47 +234,46 @@ impl<'m, 'a> Preprocessing<'m, 'a> {
                 let client = wr.iter().zip(&s).map(|(a, b)| a.wrapping_sub(*b)).collect();
                 (ClientLayer::Linear(client), ServerLayer::Linear(s))
             }
-            Op::MaskedRelu(mask) if mask.kept() > 0 => self.relus(i, mask.kept()),
             _ => (ClientLayer::None, ServerLayer::None),
         })
     }
 
-    /// Garbles a layer's `kept` ReLUs, [`LOCK_STEP`] at a time.
-    fn relus(&mut self, layer: usize, kept: usize) -> (ClientLayer, ServerLayer) {
-        let params = self.plan.layer(layer);
-        let mut rng = Prg::new(&self.server_seed, layer, Purpose::Server);
-        let mut q = Prg::new(&self.client_seed, layer, Purpose::ReluInput);
-        let mut ot = Prg::new(&self.client_seed, layer, Purpose::MuxOt);
-        let draws: Vec<Draw> = (0..kept)
-            .map(|_| Draw {
-                zs: core::array::from_fn(|_| rng.next_u128()),
-                zc: core::array::from_fn(|_| rng.next_u128()),
-                zt: core::array::from_fn(|_| rng.next_u128()),
-                r: rng.next_u64(),
-                q: q.next_u64(),
-                ot: [ot.next_u64(), ot.next_u64()],
-            })
-            .collect();
-        let mut materials = Vec::with_capacity(kept);
-        let mut keeps = Vec::with_capacity(kept);
-        let mut chunks = draws.chunks_exact(LOCK_STEP);
-        for chunk in &mut chunks {
-            if let Ok(batch) = <&[Draw; LOCK_STEP]>::try_from(chunk) {
-                self.garble::<LOCK_STEP>(params, batch, &mut materials, &mut keeps);
-            }
+    /// Starts garbling ReLU layer `layer` (it must be the next layer, and keep ReLUs): the
+    /// ReLUs then come from [`Preprocessing::next_relus`], so a streaming server holds one chunk
+    /// of client material at a time.
+    pub fn begin_relus(&mut self, layer: &Layer<'_>) -> Result<ReluGarbling, ProtocolError> {
+        let i = layer.index;
+        let kept = match layer.op {
+            Op::MaskedRelu(mask) if mask.kept() > 0 && i == self.next_layer => mask.kept(),
+            _ => return Err(ProtocolError::Offline { layer: i }),
+        };
+        self.next_layer += 1;
+        Ok(ReluGarbling {
+            params: self.plan.layer(i),
+            left: kept,
+            rng: Prg::new(&self.server_seed, i, Purpose::Server),
+            q: Prg::new(&self.client_seed, i, Purpose::ReluInput),
+            ot: Prg::new(&self.client_seed, i, Purpose::MuxOt),
+        })
+    }
+
+    /// Garbles the next [`LOCK_STEP`] ReLUs of `g` in lock-step (one at a time at the end of the
+    /// layer) and appends each one's server half and client material to `out`; nothing when the
+    /// layer is done.
+    pub fn next_relus(
+        &mut self,
+        g: &mut ReluGarbling,
+        out: &mut Vec<(ServerRelu, Box<GcMaterial>)>,
+    ) {
+        if g.left >= LOCK_STEP {
+            let draws: [Draw; LOCK_STEP] = core::array::from_fn(|_| g.draw());
+            self.garble(g.params, &draws, out);
+            g.left -= LOCK_STEP;
+        } else if g.left > 0 {
+            let draws = [g.draw()];
+            self.garble(g.params, &draws, out);
+            g.left -= 1;
         }
-        for one in chunks.remainder() {
-            self.garble::<1>(
-                params,
-                core::array::from_ref(one),
-                &mut materials,
-                &mut keeps,
-            );
-        }
-        (
-            ClientLayer::Relus(params, materials),
-            ServerLayer::Relus(keeps),
-        )
     }
 
     /// Garbles `B` ReLUs in lock-step and deals their OT material.
@@ -232,8 +281,7 @@ impl<'m, 'a> Preprocessing<'m, 'a> {
         &mut self,
         params: ReluParams,
         draws: &[Draw; B],
-        materials: &mut Vec<Option<Box<GcMaterial>>>,
-        keeps: &mut Vec<ServerRelu>,
+        out: &mut Vec<(ServerRelu, Box<GcMaterial>)>,
     ) {
         let delta = self.delta;
         let gcs: [u64; B] = core::array::from_fn(|i| self.gc_index + i as u64);
@@ -249,18 +297,17 @@ impl<'m, 'a> Preprocessing<'m, 'a> {
                     draws.each_ref().map(|d| &d.zt),
                     ms.each_mut().map(|m| &mut m.tables),
                 );
-                for ((m, d), dec) in ms.into_iter().zip(draws).zip(decode) {
-                    let mut m = m;
+                for ((mut m, d), dec) in ms.into_iter().zip(draws).zip(decode) {
                     m.decode = dec;
                     // Garbler's own input t = −r′: its labels travel with the circuit.
                     m.mask_labels = gc::encode(&d.zt, delta, d.r.wrapping_neg());
                     // Dealer-simulated OT: the client gets the labels of its own bits only.
                     m.client_labels = gc::encode(&d.zc, delta, d.q);
-                    materials.push(Some(m));
-                    keeps.push(ServerRelu::Full {
+                    let server = ServerRelu::Full {
                         zero_labels: d.zs,
                         r: d.r,
-                    });
+                    };
+                    out.push((server, m));
                 }
             }
             ReluKind::Split => {
@@ -273,12 +320,10 @@ impl<'m, 'a> Preprocessing<'m, 'a> {
                     draws.each_ref().map(|d| &d.zc[..t]),
                     ms.each_mut().map(|m| &mut m.tables[..]),
                 );
-                for (((m, d), w), gc_index) in ms.into_iter().zip(draws).zip(w0).zip(gcs) {
-                    let mut m = m;
+                for (((mut m, d), w), gc_index) in ms.into_iter().zip(draws).zip(w0).zip(gcs) {
                     m.client_labels = gc::encode(&d.zc, delta, params.reduce(d.q));
-                    materials.push(Some(m));
                     let lambda = w & 1 == 1;
-                    keeps.push(ServerRelu::Split {
+                    let server = ServerRelu::Split {
                         zero_labels: d.zs,
                         lambda,
                         pads: [
@@ -287,11 +332,48 @@ impl<'m, 'a> Preprocessing<'m, 'a> {
                         ],
                         // Dealer-simulated random OT: the server's choice bit is λ.
                         m_lambda: d.ot[usize::from(lambda)],
-                    });
+                    };
+                    out.push((server, m));
                 }
             }
         }
         self.gc_index += B as u64;
+    }
+
+    /// Produces every layer's material for a client that stores it and sends the client's half
+    /// through `send` as it is produced (one chunk of ReLUs in memory at a time); returns the
+    /// server's halves. The bytes are [`ClientOffline::send`]'s.
+    pub fn send_all(
+        mut self,
+        mut send: impl FnMut(&[u8]) -> Result<(), ProtocolError>,
+    ) -> Result<Vec<ServerLayer>, ProtocolError> {
+        let model = self.model;
+        let mut server = Vec::with_capacity(model.layer_count());
+        for layer in model.layers() {
+            if let Op::MaskedRelu(mask) = layer.op
+                && mask.kept() > 0
+            {
+                let mut g = self.begin_relus(&layer)?;
+                let mut keeps = Vec::with_capacity(mask.kept());
+                let mut chunk = Vec::new();
+                while g.left > 0 {
+                    self.next_relus(&mut g, &mut chunk);
+                    for (s, m) in chunk.drain(..) {
+                        m.write_to(g.params.sign_width(), &mut send)?;
+                        keeps.push(s);
+                    }
+                }
+                server.push(ServerLayer::Relus(keeps));
+            } else {
+                let (client, s) = self.layer(&layer)?;
+                ClientOffline {
+                    layers: vec![client],
+                }
+                .send(&mut send)?;
+                server.push(s);
+            }
+        }
+        Ok(server)
     }
 
     /// Every layer's material at once, for a client that stores it.
@@ -317,25 +399,25 @@ pub struct ClientOffline {
 }
 
 impl ClientOffline {
-    /// The bytes a server sends a storing client before the online phase: every layer's
-    /// material in consumption order (the same bytes a streaming server sends during it).
-    pub fn to_bytes(&self) -> Vec<u8> {
-        let mut out = Vec::new();
-        for layer in &self.layers {
+    /// Sends a storing client its material before the online phase: every layer's material in
+    /// consumption order (the same bytes a streaming server sends during it), piece by piece
+    /// through `send`, consuming the store.
+    pub fn send<E>(self, mut send: impl FnMut(&[u8]) -> Result<(), E>) -> Result<(), E> {
+        for layer in self.layers {
             match layer {
                 ClientLayer::None => {}
-                ClientLayer::Linear(words) => out.extend(linear_bytes(words)),
+                ClientLayer::Linear(words) => send(&linear_bytes(&words))?,
                 ClientLayer::Relus(params, ms) => {
                     for m in ms.iter().flatten() {
-                        out.extend(relu_bytes(*params, m));
+                        m.write_to(params.sign_width(), &mut send)?;
                     }
                 }
             }
         }
-        out
+        Ok(())
     }
 
-    /// Reads what [`ClientOffline::to_bytes`] wrote for `model` under `plan` (the client's
+    /// Reads what [`ClientOffline::send`] sent for `model` under `plan` (the client's
     /// architecture and the agreed ReLU protocols tell how many bytes each layer has).
     pub fn read<R: Read>(
         model: &Model<'_>,

@@ -74,7 +74,8 @@ pub fn run<S: Read + Write>(
     tensors.push(vec![0u64; model.input_shape().elements()]);
     for layer in model.layers() {
         io.set_layer(layer.index);
-        let (client_half, mine, delta) = match &mut material {
+        let streaming_relus = matches!(layer.op, Op::MaskedRelu(m) if m.kept() > 0);
+        let (client_half, mine, delta, mut garbling) = match &mut material {
             ServerMaterial::Stored { layers, delta } => (
                 ClientLayer::None,
                 layers
@@ -82,11 +83,19 @@ pub fn run<S: Read + Write>(
                     .map(std::mem::take)
                     .unwrap_or_default(),
                 *delta,
+                None,
+            ),
+            // A streamed ReLU layer is garbled a chunk at a time as the client consumes it.
+            ServerMaterial::Streamed(pre) if streaming_relus => (
+                ClientLayer::None,
+                ServerLayer::None,
+                pre.delta(),
+                Some(pre.begin_relus(&layer)?),
             ),
             ServerMaterial::Streamed(pre) => {
                 let delta = pre.delta();
                 let (c, s) = pre.layer(&layer)?;
-                (c, s, delta)
+                (c, s, delta, None)
             }
         };
         let input = &tensors[layer.input];
@@ -119,27 +128,44 @@ pub fn run<S: Read + Write>(
                     .collect()
             }
             (Op::MaskedRelu(mask), mine) if mask.kept() > 0 => {
-                let ServerLayer::Relus(relus) = mine else {
-                    return Err(ProtocolError::Offline { layer: layer.index });
-                };
-                let (params, streamed) = match client_half {
-                    ClientLayer::Relus(p, ms) => (Some(p), ms),
-                    _ => (None, Vec::new()),
+                let p = plan.layer(layer.index);
+                let mut stored = match mine {
+                    ServerLayer::Relus(relus) if relus.len() == mask.kept() => relus.into_iter(),
+                    _ if garbling.is_some() => Vec::new().into_iter(),
+                    _ => return Err(ProtocolError::Offline { layer: layer.index }),
                 };
                 let masked = io.recv_words(mask.kept())?;
-                if relus.len() != mask.kept() {
-                    return Err(ProtocolError::Offline { layer: layer.index });
-                }
                 let mut kept = Vec::with_capacity(mask.kept());
                 mask.for_each_kept(|j| kept.push(j));
                 let mut out = input.clone();
                 let mut split = Vec::new();
+                let mut chunk = Vec::new();
                 // Stored delivery: one message with every label of the layer. Streamed: each
                 // ReLU's material, then its labels, as the client consumes them.
                 let mut labels = Vec::new();
-                for (k, (&j, rel)) in kept.iter().zip(&relus).enumerate() {
+                for (k, &j) in kept.iter().enumerate() {
+                    let (rel, streamed) = match garbling.as_mut() {
+                        Some(g) => {
+                            if chunk.is_empty()
+                                && let ServerMaterial::Streamed(pre) = &mut material
+                            {
+                                pre.next_relus(g, &mut chunk);
+                                chunk.reverse();
+                            }
+                            let (rel, m) = chunk
+                                .pop()
+                                .ok_or(ProtocolError::Offline { layer: layer.index })?;
+                            (rel, Some(m))
+                        }
+                        None => (
+                            stored
+                                .next()
+                                .ok_or(ProtocolError::Offline { layer: layer.index })?,
+                            None,
+                        ),
+                    };
                     let x1 = out[j].wrapping_add(masked[k]);
-                    match rel {
+                    match &rel {
                         ServerRelu::Full { zero_labels, r } => {
                             for l in gc::encode(zero_labels, delta, x1) {
                                 labels.extend_from_slice(&l.to_le_bytes()[..LABEL_BYTES]);
@@ -150,9 +176,8 @@ pub fn run<S: Read + Write>(
                             zero_labels,
                             lambda,
                             pads,
-                            ..
+                            m_lambda,
                         } => {
-                            let p = plan.layer(layer.index);
                             let t = usize::from(p.sign_bits());
                             for l in &gc::encode(zero_labels, delta, p.reduce(x1))[..t] {
                                 labels.extend_from_slice(&l.to_le_bytes()[..LABEL_BYTES]);
@@ -160,11 +185,11 @@ pub fn run<S: Read + Write>(
                             let (ciphertext, r) = mux::server_product(*lambda, *pads, x1);
                             labels.extend_from_slice(&ciphertext.to_le_bytes());
                             out[j] = r;
-                            split.push((j, x1));
+                            split.push((j, x1, *lambda, *m_lambda));
                         }
                     }
-                    if let (Some(p), Some(Some(m))) = (params, streamed.get(k)) {
-                        send(io, ServerMessage::ReluMaterial, &relu_bytes(p, m))?;
+                    if let Some(m) = streamed {
+                        send(io, ServerMessage::ReluMaterial, &relu_bytes(p, &m))?;
                         send(io, ServerMessage::ReluLabels, &labels)?;
                         labels.clear();
                     }
@@ -176,13 +201,8 @@ pub fn run<S: Read + Write>(
                     // The split ReLU's multiplexer: the client's OT corrections complete the
                     // server's share.
                     let corrections = io.recv_words(split.len())?;
-                    for ((&(j, x1), d), rel) in split.iter().zip(corrections).zip(&relus) {
-                        if let ServerRelu::Split {
-                            lambda, m_lambda, ..
-                        } = rel
-                        {
-                            out[j] = mux::server_share(*lambda, out[j], *m_lambda, d);
-                        }
+                    for (&(j, x1, lambda, m_lambda), d) in split.iter().zip(corrections) {
+                        out[j] = mux::server_share(lambda, out[j], m_lambda, d);
                         relu_inputs.push((layer.index, x1));
                     }
                 }

@@ -173,9 +173,8 @@ pub fn serve<S: Read + Write>(
                 let material = match ours.delivery {
                     Delivery::Stored => {
                         let delta = pre.delta();
-                        let (client, layers) = pre.all()?;
                         io.set_kind(Kind::Material);
-                        io.send_bytes(&client.to_bytes())?;
+                        let layers = pre.send_all(|bytes| io.send_bytes(bytes))?;
                         ServerMaterial::Stored { layers, delta }
                     }
                     Delivery::Streamed => ServerMaterial::Streamed(&mut pre),
