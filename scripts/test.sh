@@ -57,6 +57,8 @@ else
     # The gen check of pi-on-device rebuilds nothing run-firmware has not built already.
     step "private inference: client on the Cortex-M4F (QEMU), server on the host" \
         scripts/pi-on-device.sh
+    step "private inference on the Cortex-M4F with the split ReLU on 16 bits" \
+        scripts/pi-on-device.sh --relu split --sign-bits 16 --no-gen-check
 fi
 
 printf '\nAll checks passed.\n'
