@@ -8,7 +8,8 @@
 //! | Layer | Client | Messages |
 //! |---|---|---|
 //! | conv / linear | takes its offline share `W·r − s` (streamed: S→C `8·n_out` first); sends its input share minus the mask `r` (regenerated from the seed); its output share is `W·r − s`, truncated | C→S `8·n_in` |
-//! | masked ReLU, `k` kept | sends `c − q` for each kept element (`q` its fresh, offline-chosen share); then per kept element takes its garbled material (streamed: S→C 8 104 first), receives the server's 64 input labels and evaluates the garbled ReLU, whose output `ReLU(x) − r'` becomes its share; linearized elements keep their share | C→S `8·k`, then S→C `1024·k` |
+//! | masked ReLU, `k` kept, full | sends `c − q` for each kept element (`q` its fresh, offline-chosen share); then per kept element takes its garbled material (streamed: S→C 8 104 first), receives the server's 64 input labels and evaluates the garbled ReLU, whose output `ReLU(x) − r'` becomes its share; linearized elements keep their share | C→S `8·k`, then S→C `1024·k` |
+//! | masked ReLU, `k` kept, split on `T` bits ([`super::relu`]) | the same re-share; per kept element its sign material (streamed: `16·(3T−2)` first), the server's `T` labels and multiplexer ciphertext; evaluates the sign circuit and keeps its share of `x · DReLU(x)`; then sends its OT corrections | C→S `8·k`, S→C `(16·T + 8)·k`, C→S `8·k` |
 //! | avg pool, global pool, add, flatten | local share arithmetic | none |
 //! | end | receives the server's output share, reconstructs, checks the range | S→C `8·n_out` |
 //!
@@ -34,12 +35,12 @@
 //!
 //! let model = pi_core::Model::parse(pi_core::testing::TINY_MODEL).unwrap();
 //! let (input, mut out) = ([0i32; 16], [0i64; 3]);
-//! let (mut shares, mut material) = ([0u64; 64], GcMaterial::EMPTY);
-//! let (mut shares2, mut material2) = ([0u64; 64], GcMaterial::EMPTY);
+//! let (mut shares, mut material) = ([0u64; 64], [GcMaterial::EMPTY]);
+//! let (mut shares2, mut material2) = ([0u64; 64], [GcMaterial::EMPTY]);
 //! let client = Client::new(&model, ClientSeed::from_bytes([1; 32]));
-//! let bufs = ClientBuffers { shares: &mut shares, material: &mut material };
+//! let bufs = ClientBuffers { shares: &mut shares, material: &mut material, colours: &mut [] };
 //! let _ = client.run(&input, bufs, Streamed, &mut Wire, &mut NoProbe, &mut out);
-//! let bufs = ClientBuffers { shares: &mut shares2, material: &mut material2 };
+//! let bufs = ClientBuffers { shares: &mut shares2, material: &mut material2, colours: &mut [] };
 //! // error[E0382]: use of moved value: `client` (its seed, hence its masks, are spent)
 //! let _ = client.run(&input, bufs, Streamed, &mut Wire, &mut NoProbe, &mut out);
 //! ```
@@ -176,6 +177,11 @@ impl ClientSeed {
     /// The bytes, for the simulation's dealer, which stands in for HE and OT and so must derive
     /// the same masks (a real deployment never sends them anywhere).
     pub fn expose_to_dealer(&self) -> &[u8; 32] {
+        &self.0
+    }
+
+    /// The key of the client's mask streams.
+    fn key(&self) -> &[u8; 32] {
         &self.0
     }
 }
@@ -517,11 +523,7 @@ impl<O: OfflineSource, T: Transport, P: Probe> Session<'_, '_, '_, O, T, P> {
         let got = self.offline.linear_share(layer, dst, self.io);
         self.probe.enter(Phase::Shares);
         got?;
-        let mut prg = Prg::new(
-            self.client.seed.expose_to_dealer(),
-            layer,
-            Purpose::LinearInput,
-        );
+        let mut prg = Prg::new(self.client.seed.key(), layer, Purpose::LinearInput);
         let mut writer = WordWriter::new(self.io, self.probe);
         for &x in src.iter() {
             writer.push(x.wrapping_sub(prg.next_u64()))?;
@@ -553,7 +555,7 @@ impl<O: OfflineSource, T: Transport, P: Probe> Session<'_, '_, '_, O, T, P> {
         //    circuit inputs (and their OT) never depend on the online phase.
         let mut result = Ok(());
         {
-            let mut prg = Prg::new(client.seed.expose_to_dealer(), layer, Purpose::ReluInput);
+            let mut prg = Prg::new(client.seed.key(), layer, Purpose::ReluInput);
             let mut writer = WordWriter::new(&mut *self.io, &mut *self.probe);
             mask.for_each_kept(|j| {
                 let q = prg.next_u64();
@@ -576,8 +578,8 @@ impl<O: OfflineSource, T: Transport, P: Probe> Session<'_, '_, '_, O, T, P> {
             gc_index: *gc_index,
             received: 0,
             evaluated: 0,
-            q: Prg::new(client.seed.expose_to_dealer(), layer, Purpose::ReluInput),
-            ot: Prg::new(client.seed.expose_to_dealer(), layer, Purpose::MuxOt),
+            q: Prg::new(client.seed.key(), layer, Purpose::ReluInput),
+            ot: Prg::new(client.seed.key(), layer, Purpose::MuxOt),
             colours: &mut *self.colours,
         };
         let (offline, io, probe) = (&mut self.offline, &mut *self.io, &mut *self.probe);
@@ -606,8 +608,8 @@ impl<O: OfflineSource, T: Transport, P: Probe> Session<'_, '_, '_, O, T, P> {
         *gc_index = evaluator.gc_index;
         // 3. Split ReLU: the multiplexer's OT corrections, one word per kept ReLU.
         if params.kind() == ReluKind::Split {
-            let mut q = Prg::new(client.seed.expose_to_dealer(), layer, Purpose::ReluInput);
-            let mut ot = Prg::new(client.seed.expose_to_dealer(), layer, Purpose::MuxOt);
+            let mut q = Prg::new(client.seed.key(), layer, Purpose::ReluInput);
+            let mut ot = Prg::new(client.seed.key(), layer, Purpose::MuxOt);
             let mut writer = WordWriter::new(&mut *self.io, &mut *self.probe);
             for k in 0..mask.kept() {
                 let colour = self
