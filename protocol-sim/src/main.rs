@@ -329,10 +329,11 @@ fn matches_model(stats: &protocol_sim::channel::Stats, t: &Totals) -> bool {
 fn run(args: &RunArgs) -> Result<(), SimError> {
     let delivery: Delivery = args.delivery.into();
     let m = args.pricing.model()?.with_delivery(delivery);
-    if !matches!(m.protocol, Protocol::RingGc) {
-        return Err(SimError::Usage(
-            "run simulates the ring-gc protocol only".into(),
-        ));
+    if !matches!(m.protocol, Protocol::RingGc | Protocol::ClientGarbler) {
+        return Err(SimError::Usage(format!(
+            "run simulates ring-gc and client-garbler, not {}",
+            m.protocol
+        )));
     }
     args.session.warn_if_seeded();
     let bytes = read_model(&args.model)?;
@@ -353,6 +354,7 @@ fn run(args: &RunArgs) -> Result<(), SimError> {
         delivery,
         capture: false,
         timeout: args.session.timeout()?,
+        protocol: m.protocol,
     };
     let inputs: Vec<Vec<i32>> = samples.iter().map(|s| s.input.clone()).collect();
     let started = Instant::now();
@@ -387,13 +389,14 @@ fn run(args: &RunArgs) -> Result<(), SimError> {
         println!("{v:#}");
     } else {
         println!(
-            "{path}: {n} private inferences ({}, {} material), ring-gc, {}",
+            "{path}: {n} private inferences ({}, {} material), {}, {}",
             if args.tcp {
                 "TCP loopback"
             } else {
                 "in-process channel"
             },
             delivery.name(),
+            m.protocol,
             if c.exact_bytes {
                 "measured bytes equal the cost model for every sample"
             } else {

@@ -7,7 +7,7 @@ use std::thread;
 use std::time::Duration;
 
 use pi_core::Model;
-use pi_core::cost::Direction;
+use pi_core::cost::{Direction, Protocol};
 use pi_core::share::Delivery;
 
 use crate::SimError;
@@ -15,6 +15,7 @@ use crate::channel::{Meter, Metered, Stats, pipe, tcp_loopback};
 use crate::entropy::Entropy;
 use crate::server::ServerMessage;
 use crate::session::{self, ServedSession};
+use crate::client_garbler;
 
 /// How the parties are connected.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -39,6 +40,9 @@ pub struct Options {
     pub capture: bool,
     /// How long either party waits for the other before giving up.
     pub timeout: Duration,
+    /// Which garbled-circuit protocol: [`Protocol::RingGc`] (server garbles) or
+    /// [`Protocol::ClientGarbler`].
+    pub protocol: Protocol,
 }
 
 impl Default for Options {
@@ -49,6 +53,7 @@ impl Default for Options {
             delivery: Delivery::Stored,
             capture: false,
             timeout: Duration::from_secs(60),
+            protocol: Protocol::RingGc,
         }
     }
 }
@@ -122,6 +127,15 @@ pub fn run_session(
     let (mut client_entropy, mut server_entropy) = entropies(options.seed);
     let client_meter = Meter::new(layers, options.capture);
     let server_meter = Meter::new(layers, false);
+    let client_garbler = match options.protocol {
+        Protocol::RingGc => false,
+        Protocol::ClientGarbler => true,
+        other => {
+            return Err(SimError::Usage(format!(
+                "run simulates ring-gc and client-garbler, not {other}"
+            )));
+        }
+    };
 
     let (outcomes, served) = thread::scope(|scope| -> Result<_, SimError> {
         macro_rules! parties {
@@ -129,7 +143,12 @@ pub fn run_session(
                 let (client_end, server_end) = ($client_end, $server_end);
                 let server = scope.spawn(|| {
                     let mut io = Metered::new(server_end, server_meter.clone(), Direction::Down);
-                    session::serve(
+                    let serve = if client_garbler {
+                        client_garbler::serve
+                    } else {
+                        session::serve
+                    };
+                    serve(
                         &server_model,
                         &mut io,
                         &mut server_entropy,
@@ -139,7 +158,12 @@ pub fn run_session(
                 });
                 let client = scope.spawn(|| {
                     let mut io = Metered::new(client_end, client_meter.clone(), Direction::Up);
-                    session::client(
+                    let client = if client_garbler {
+                        client_garbler::client
+                    } else {
+                        session::client
+                    };
+                    client(
                         &client_model,
                         &mut io,
                         &mut client_entropy,
