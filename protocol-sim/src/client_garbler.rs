@@ -12,7 +12,7 @@ use std::collections::HashSet;
 use std::io::{Read, Write};
 
 use pi_core::share::client_garbler::{CIRCUIT_BYTES, Circuit, GarblerClient, GarblerSeed};
-use pi_core::share::gc::{self, GcHash, GcMaterial, Label, LABEL_BYTES, SHARE_BITS};
+use pi_core::share::gc::{self, GcHash, GcMaterial, LABEL_BYTES, Label, SHARE_BITS};
 use pi_core::share::prg::{Prg, Purpose};
 use pi_core::share::session::{self, Frame, HELLO_BYTES, Status};
 use pi_core::share::{
@@ -50,7 +50,9 @@ fn linear_shares(
             let mut s = vec![0u64; layer.output_shape.elements()];
             Prg::new(server_seed, layer.index, Purpose::Dealer).fill(&mut s);
             let wr = ring_product(&layer, &r);
-            client.push(Some(wr.iter().zip(&s).map(|(a, b)| a.wrapping_sub(*b)).collect()));
+            client.push(Some(
+                wr.iter().zip(&s).map(|(a, b)| a.wrapping_sub(*b)).collect(),
+            ));
             server.push(s);
         } else {
             client.push(None);
@@ -120,7 +122,9 @@ fn linear_layer(layer: &Layer<'_>, input: &[u64], masked: &[u64], s: &[u64]) -> 
         .zip(s)
         .enumerate()
         .map(|(j, (p, s))| match layer.op {
-            Op::Conv2d(c) => linear::finish_server(*p, c.bias_at(j / plane), *s, c.weight_frac_bits),
+            Op::Conv2d(c) => {
+                linear::finish_server(*p, c.bias_at(j / plane), *s, c.weight_frac_bits)
+            }
             Op::Linear(l) => linear::finish_server(*p, l.bias_at(j), *s, l.weight_frac_bits),
             _ => 0,
         })
@@ -148,8 +152,16 @@ fn serve_online<S: Read + Write>(
         let input = &tensors[layer.input];
         let out = match layer.op {
             Op::Conv2d(_) | Op::Linear(_) => {
-                if let Some(Some(words)) = streamed.as_mut().and_then(|c| c.get_mut(layer.index)).map(Option::take) {
-                    send(io, ServerMessage::LinearShare, &ClientLayer::linear_bytes(&words))?;
+                if let Some(Some(words)) = streamed
+                    .as_mut()
+                    .and_then(|c| c.get_mut(layer.index))
+                    .map(Option::take)
+                {
+                    send(
+                        io,
+                        ServerMessage::LinearShare,
+                        &ClientLayer::linear_bytes(&words),
+                    )?;
                 }
                 let masked = io.recv_words(input.len())?;
                 let s = std::mem::take(&mut shares_s[layer.index]);
@@ -185,7 +197,15 @@ fn serve_online<S: Read + Write>(
             Op::MaskedRelu(_) | Op::Flatten => input.clone(),
             Op::AvgPool2d { kernel, stride } => {
                 let mut out = vec![0u64; layer.output_shape.elements()];
-                local::avg_pool(kernel, stride, layer.input_shape, layer.output_shape, input, &mut out, Party::Server);
+                local::avg_pool(
+                    kernel,
+                    stride,
+                    layer.input_shape,
+                    layer.output_shape,
+                    input,
+                    &mut out,
+                    Party::Server,
+                );
                 out
             }
             Op::GlobalAvgPool => {
@@ -223,12 +243,22 @@ fn accept<S: Read + Write>(
     let theirs = match Hello::decode(&bytes, false) {
         Ok((hello, _)) => hello,
         Err(e) => {
-            let ours = Hello::new(protocol_name(), model, [0; 16], delivery.unwrap_or(Delivery::Stored));
+            let ours = Hello::new(
+                protocol_name(),
+                model,
+                [0; 16],
+                delivery.unwrap_or(Delivery::Stored),
+            );
             io.send_bytes(&ours.encode(Some(Status::Malformed)))?;
             return Err(e.into());
         }
     };
-    let ours = Hello::new(protocol_name(), model, theirs.session, delivery.unwrap_or(theirs.delivery));
+    let ours = Hello::new(
+        protocol_name(),
+        model,
+        theirs.session,
+        delivery.unwrap_or(theirs.delivery),
+    );
     let mut status = ours.status_for(&theirs);
     if status == Status::Ok && !seen.insert(theirs.session) {
         status = Status::SessionReused;
@@ -267,13 +297,19 @@ pub fn serve<S: Read + Write>(
             return Err(HandshakeError::Malformed.into());
         }
         io.meter().reset_online();
-        let server_seed = entropy.bytes::<32>().map_err(|_| ProtocolError::Transport)?;
+        let server_seed = entropy
+            .bytes::<32>()
+            .map_err(|_| ProtocolError::Transport)?;
         io.set_kind(Kind::Material);
         let relus = receive_circuits(model, io, &dealer_seed, &server_seed)?;
         let (client, server) = linear_shares(model, &dealer_seed, &server_seed);
         let streamed = match ours.delivery {
             Delivery::Stored => {
-                let bytes: Vec<u8> = client.iter().flatten().flat_map(|w| ClientLayer::linear_bytes(w)).collect();
+                let bytes: Vec<u8> = client
+                    .iter()
+                    .flatten()
+                    .flat_map(|w| ClientLayer::linear_bytes(w))
+                    .collect();
                 io.send_bytes(&bytes)?;
                 None
             }
@@ -309,7 +345,8 @@ pub fn client<S: Read + Write>(
         io.set_kind(Kind::Control);
         let seed = ClientSeed::from_bytes(entropy.bytes::<32>()?);
         Frame::Start {
-            index: u32::try_from(index).map_err(|_| SimError::Usage("too many inferences".into()))?,
+            index: u32::try_from(index)
+                .map_err(|_| SimError::Usage("too many inferences".into()))?,
             dealer_seed: *seed.expose_to_dealer(),
         }
         .send(io)?;

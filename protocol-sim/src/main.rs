@@ -11,7 +11,8 @@ use std::time::{Duration, Instant};
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use pi_core::Model;
 use pi_core::cost::{
-    CostModel, CostReport, DEVICES, DeviceProfile, Direction, LINKS, LinkProfile, Protocol, Totals,
+    CostModel, CostReport, DEVICES, DeviceProfile, Direction, LINKS, LatencyTarget, LinkProfile,
+    Protocol, Totals,
 };
 use pi_core::share::Delivery;
 use pi_core::share::tolerance::output_tolerance;
@@ -37,6 +38,10 @@ struct Cli {
 enum Command {
     /// Price a private inference with the cost model (per layer and in total).
     Cost(CostArgs),
+    /// The largest number of kept ReLUs whose latency on a device and link meets a target.
+    Budget(BudgetArgs),
+    /// Server-garbler next to client-garbler (or any protocols) on every device and link preset.
+    Compare(CompareArgs),
     /// Run private inferences end to end in one process and check them against plaintext.
     Run(RunArgs),
     /// Serve private inferences: the server with the weights, and the dealer standing in for
@@ -49,7 +54,7 @@ enum Command {
 /// Protocol, device and link of the cost model.
 #[derive(Args)]
 struct Pricing {
-    /// Protocol: delphi, ring-gc, cryptflow2 or cheetah.
+    /// Protocol: delphi, ring-gc, client-garbler, cryptflow2 or cheetah.
     #[arg(long, default_value = "ring-gc")]
     protocol: String,
     /// Ring width of cryptflow2/cheetah: 32, 37, 41 or 64.
@@ -105,8 +110,9 @@ impl From<DeliveryArg> for Delivery {
     }
 }
 
+/// What to price: a standard architecture or an exported model.
 #[derive(Args)]
-struct CostArgs {
+struct Source {
     /// A standard architecture (resnet18, resnet20, resnet32, digits-cnn, lenet).
     #[arg(long, conflicts_with = "model", required_unless_present = "model")]
     arch: Option<String>,
@@ -116,11 +122,54 @@ struct CostArgs {
     /// An exported pi-core model file.
     #[arg(long)]
     model: Option<PathBuf>,
+}
+
+#[derive(Args)]
+struct CostArgs {
+    #[command(flatten)]
+    source: Source,
     #[command(flatten)]
     pricing: Pricing,
     /// Force the material delivery (default: streamed only when it fits neither RAM nor flash).
     #[arg(long, value_enum)]
     delivery: Option<DeliveryArg>,
+    /// JSON instead of a table.
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Args)]
+struct BudgetArgs {
+    /// A standard architecture (resnet18, resnet20, resnet32, digits-cnn, lenet).
+    #[arg(long, conflicts_with = "model", required_unless_present = "model")]
+    arch: Option<String>,
+    /// An exported pi-core model file (its architecture; its masks are ignored).
+    #[arg(long)]
+    model: Option<PathBuf>,
+    #[command(flatten)]
+    pricing: Pricing,
+    /// End-to-end latency target per inference: `2s`, `1500ms`, `0.5` (seconds).
+    #[arg(long)]
+    latency: String,
+    /// Count the preprocessing (its bytes and the client's garbling) in the latency, as when it
+    /// cannot run ahead of time. The one-time setup never counts.
+    #[arg(long)]
+    include_offline: bool,
+    /// JSON instead of text.
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Args)]
+struct CompareArgs {
+    #[command(flatten)]
+    source: Source,
+    /// Protocols to compare, comma-separated.
+    #[arg(long, default_value = "ring-gc,client-garbler", value_delimiter = ',')]
+    protocols: Vec<String>,
+    /// Ring width of cryptflow2/cheetah: 32, 37, 41 or 64.
+    #[arg(long, default_value_t = 64)]
+    bits: u8,
     /// JSON instead of a table.
     #[arg(long)]
     json: bool,
@@ -254,7 +303,7 @@ fn load_inputs(
 }
 
 /// Model bytes, its all-ReLU counterpart, and a description.
-fn cost_inputs(args: &CostArgs) -> Result<(Vec<u8>, Vec<u8>, String), SimError> {
+fn cost_inputs(args: &Source) -> Result<(Vec<u8>, Vec<u8>, String), SimError> {
     match (&args.arch, &args.model) {
         (Some(name), None) => {
             let mut spec = arch::spec(name)?;
@@ -282,13 +331,90 @@ fn cost(args: &CostArgs) -> Result<(), SimError> {
     if let Some(d) = args.delivery {
         m = m.with_delivery(d.into());
     }
-    let (bytes, all_bytes, what) = cost_inputs(args)?;
+    let (bytes, all_bytes, what) = cost_inputs(&args.source)?;
     let report = m.estimate(&Model::parse(&bytes)?);
     let all = m.estimate(&Model::parse(&all_bytes)?).total;
     if args.json {
         println!("{:#}", report::cost_json(&m, &what, &report, &all));
     } else {
         print!("{}", report::cost_table(&m, &what, &report, &all));
+    }
+    Ok(())
+}
+
+/// `2s`, `1500ms`, `250us`, `0.5` (seconds) → microseconds.
+fn parse_latency(text: &str) -> Result<u64, SimError> {
+    let t = text.trim();
+    let (number, scale) = if let Some(v) = t.strip_suffix("ms") {
+        (v, 1e3)
+    } else if let Some(v) = t.strip_suffix("us") {
+        (v, 1.0)
+    } else if let Some(v) = t.strip_suffix('s') {
+        (v, 1e6)
+    } else {
+        (t, 1e6)
+    };
+    match number.trim().parse::<f64>() {
+        Ok(v) if v.is_finite() && v > 0.0 => Ok((v * scale).round() as u64),
+        _ => Err(SimError::Usage(format!(
+            "--latency {text:?}: expected a positive duration such as 2s, 1500ms or 0.5"
+        ))),
+    }
+}
+
+fn budget(args: &BudgetArgs) -> Result<(), SimError> {
+    let m = args.pricing.model()?;
+    let source = Source {
+        arch: args.arch.clone(),
+        budget: None,
+        model: args.model.clone(),
+    };
+    let (_, all_bytes, what) = cost_inputs(&source)?;
+    let model = Model::parse(&all_bytes)?;
+    let target = LatencyTarget {
+        latency_us: parse_latency(&args.latency)?,
+        include_offline: args.include_offline,
+    };
+    let b = m
+        .budget(&model, target)
+        .map_err(|e| SimError::Usage(format!("{what}: {e}")))?;
+    let at = m.bound_for(&model, b.relus);
+    if args.json {
+        println!("{:#}", report::budget_json(&m, &what, target, &b, &at));
+    } else {
+        print!("{}", report::budget_text(&m, &what, target, &b, &at));
+    }
+    Ok(())
+}
+
+fn compare(args: &CompareArgs) -> Result<(), SimError> {
+    let (bytes, _, what) = cost_inputs(&args.source)?;
+    let model = Model::parse(&bytes)?;
+    let protocols = args
+        .protocols
+        .iter()
+        .map(|name| {
+            Protocol::by_name(name.trim(), args.bits)
+                .map_err(|e| SimError::Usage(format!("--protocols {name}: {e}")))
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    let mut rows = Vec::new();
+    for device in DEVICES {
+        for link in LINKS {
+            for &p in &protocols {
+                let m = CostModel::new(p, device, link);
+                rows.push((m, m.estimate(&model).total));
+            }
+        }
+    }
+    if args.json {
+        let v: Vec<_> = rows
+            .iter()
+            .map(|(m, t)| report::compare_json(m, t))
+            .collect();
+        println!("{:#}", json!({ "model": what, "rows": v }));
+    } else {
+        print!("{}", report::compare_table(&what, &rows));
     }
     Ok(())
 }
@@ -596,6 +722,8 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match &cli.command {
         Command::Cost(a) => cost(a),
+        Command::Budget(a) => budget(a),
+        Command::Compare(a) => compare(a),
         Command::Run(a) => run(a),
         Command::Serve(a) => serve(a),
         Command::Client(a) => client(a),

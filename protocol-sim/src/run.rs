@@ -12,10 +12,10 @@ use pi_core::share::Delivery;
 
 use crate::SimError;
 use crate::channel::{Meter, Metered, Stats, pipe, tcp_loopback};
+use crate::client_garbler;
 use crate::entropy::Entropy;
 use crate::server::ServerMessage;
 use crate::session::{self, ServedSession};
-use crate::client_garbler;
 
 /// How the parties are connected.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]

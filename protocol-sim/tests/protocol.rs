@@ -551,7 +551,15 @@ fn check_client_garbler_bytes(
         Delivery::Streamed => 0,
     };
     assert_eq!(served.material.down, stored);
-    assert_eq!(report.layers.iter().filter(|c| c.relus_kept > 0).map(|c| c.client_storage).sum::<u64>(), 0);
+    assert_eq!(
+        report
+            .layers
+            .iter()
+            .filter(|c| c.relus_kept > 0)
+            .map(|c| c.client_storage)
+            .sum::<u64>(),
+        0
+    );
 }
 
 #[test]
@@ -563,9 +571,14 @@ fn client_garbler_random_models_reconstruct_within_tolerance_and_match_the_cost_
         let model = Model::parse(&bytes).unwrap();
         let tolerance = output_tolerance(&model);
         for s in 0..2 {
-            let delivery = if s == 0 { Delivery::Stored } else { Delivery::Streamed };
+            let delivery = if s == 0 {
+                Delivery::Stored
+            } else {
+                Delivery::Streamed
+            };
             let input = random_input(&mut rng, model.input_shape().elements());
-            let (r, served) = client_garbler(&bytes, &input, (m * 10 + s) as u64, delivery, Mode::Channel);
+            let (r, served) =
+                client_garbler(&bytes, &input, (m * 10 + s) as u64, delivery, Mode::Channel);
             assert!(
                 r.max_abs_diff() <= tolerance,
                 "model {m}: diff {} > bound {tolerance}",
@@ -606,14 +619,22 @@ fn client_garbler_exported_model_matches_plaintext_on_digits() {
         assert!(r.max_abs_diff() <= tolerance && r.max_abs_diff() < 64);
         check_client_garbler_bytes(&bytes, &r, &served, Delivery::Stored);
         // The server sends re-shares and its output share online, nothing else.
-        assert!(r.server_sent.iter().all(|(k, _)| matches!(
-            k,
-            ServerMessage::ReluReshare | ServerMessage::OutputShare
-        )));
+        assert!(
+            r.server_sent
+                .iter()
+                .all(|(k, _)| matches!(k, ServerMessage::ReluReshare | ServerMessage::OutputShare))
+        );
     }
     // The same inference as server-garbler gives the same plaintext, and the client garbler's
     // storage is the linear shares alone.
-    let ring = CostModel::new(Protocol::RingGc, CORTEX_M4_64, LTE).estimate(&model).total;
-    let cg = CostModel::new(Protocol::ClientGarbler, CORTEX_M4_64, LTE).estimate(&model).total;
-    assert_eq!(ring.client_storage - cg.client_storage, model.relu_count().kept * 8104);
+    let ring = CostModel::new(Protocol::RingGc, CORTEX_M4_64, LTE)
+        .estimate(&model)
+        .total;
+    let cg = CostModel::new(Protocol::ClientGarbler, CORTEX_M4_64, LTE)
+        .estimate(&model)
+        .total;
+    assert_eq!(
+        ring.client_storage - cg.client_storage,
+        model.relu_count().kept * 8104
+    );
 }

@@ -87,10 +87,7 @@ impl CostModel {
     /// whose latency bound meets `target`.
     pub fn budget(&self, model: &Model<'_>, target: LatencyTarget) -> Result<Budget, BudgetError> {
         let total = model.relu_count().total;
-        let latency = |n: u64| {
-            self.bound_for(model, n)
-                .latency_us(target.include_offline)
-        };
+        let latency = |n: u64| self.bound_for(model, n).latency_us(target.include_offline);
         let floor_us = latency(0);
         if floor_us > target.latency_us {
             return Err(BudgetError::Unreachable { floor_us });

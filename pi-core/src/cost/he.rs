@@ -121,10 +121,7 @@ pub fn ciphertexts(he: &HeParams, s: &LinearShape) -> (u64, u64) {
         // FC: the input vector replicated into ⌈in / N⌉ ciphertexts; the output rows back.
         let width = s.in_plane.next_power_of_two().min(n);
         let rows_per_ct = (n / width).max(1);
-        return (
-            s.in_plane.div_ceil(n),
-            s.out_channels.div_ceil(rows_per_ct),
-        );
+        return (s.in_plane.div_ceil(n), s.out_channels.div_ceil(rows_per_ct));
     }
     match he.packing {
         Packing::DelphiRotations | Packing::Gazelle => {
@@ -146,7 +143,10 @@ pub fn ciphertexts(he: &HeParams, s: &LinearShape) -> (u64, u64) {
             } else {
                 (plane.div_ceil(n), 1)
             };
-            (s.in_channels.div_ceil(per_ct) * blocks, s.out_channels * blocks)
+            (
+                s.in_channels.div_ceil(per_ct) * blocks,
+                s.out_channels * blocks,
+            )
         }
     }
 }

@@ -39,8 +39,8 @@ pub use protocol::{
 pub use relu::{
     DELPHI_AND_GATES, DELPHI_CLIENT_STORAGE, DELPHI_ELEMENT_BYTES, DELPHI_EVAL_XORS,
     DELPHI_GC_BYTES, DELPHI_MASK_LABEL_BYTES, DELPHI_ONLINE_LABEL_BYTES, DELPHI_OT_RECEIVER_BYTES,
-    DELPHI_OT_SENDER_BYTES, DELPHI_SERVER_STORAGE, OT_RECEIVER_BYTES, OT_SENDER_BYTES,
-    OtReluBytes, ReluPrice, Work,
+    DELPHI_OT_SENDER_BYTES, DELPHI_SERVER_STORAGE, OT_RECEIVER_BYTES, OT_SENDER_BYTES, OtReluBytes,
+    ReluPrice, Work,
 };
 
 use crate::layer::{Layer, Op};
@@ -635,7 +635,9 @@ impl CostModel {
             online = online.with(WorkingItem::OtBuffer, p.ot_buffer());
         }
         match p.linear() {
-            LinearPhase::OfflineHe(_) => offline = offline.with(WorkingItem::HeCiphertext, he_client),
+            LinearPhase::OfflineHe(_) => {
+                offline = offline.with(WorkingItem::HeCiphertext, he_client)
+            }
             LinearPhase::OnlineHe(_) => online = online.with(WorkingItem::HeCiphertext, he_client),
         }
         let client = PartyMemory {
@@ -644,8 +646,8 @@ impl CostModel {
             online,
         };
         let keys = if has_linear { t.setup.up } else { 0 };
-        let server_he = WorkingSet::EMPTY
-            .with(WorkingItem::HeCiphertext, keys.saturating_add(largest_he));
+        let server_he =
+            WorkingSet::EMPTY.with(WorkingItem::HeCiphertext, keys.saturating_add(largest_he));
         let server_online = WorkingSet::EMPTY
             .with(WorkingItem::Arena, arena)
             .with(WorkingItem::OtBuffer, if relus { p.ot_buffer() } else { 0 });
@@ -658,7 +660,8 @@ impl CostModel {
             LinearPhase::OnlineHe(_) => PartyMemory {
                 stored: t.server_storage,
                 offline: WorkingSet::EMPTY,
-                online: server_online.with(WorkingItem::HeCiphertext, keys.saturating_add(largest_he)),
+                online: server_online
+                    .with(WorkingItem::HeCiphertext, keys.saturating_add(largest_he)),
             },
         };
         (client, server)

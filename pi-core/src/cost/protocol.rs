@@ -106,8 +106,13 @@ impl core::error::Error for ProtocolParseError {}
 
 impl Protocol {
     /// Every protocol name [`Protocol::by_name`] accepts.
-    pub const NAMES: [&'static str; 5] =
-        ["delphi", "ring-gc", "client-garbler", "cryptflow2", "cheetah"];
+    pub const NAMES: [&'static str; 5] = [
+        "delphi",
+        "ring-gc",
+        "client-garbler",
+        "cryptflow2",
+        "cheetah",
+    ];
 
     /// The protocol called `name`; `bits` is the ring width of the OT-based ones.
     pub fn by_name(name: &str, bits: u8) -> Result<Self, ProtocolParseError> {

@@ -255,9 +255,21 @@ fn cheetah_runs_linear_layers_with_online_he_on_its_own_parameters() {
     let t = r.total;
     // Conv: 6×6 padded plane, 113 channels per 4096-coefficient ciphertext: 1 query, and one
     // reply per output channel (2); linear: 1 query, 1 reply. 64 KiB each.
-    assert_eq!(r.layers[0].online, Traffic { up: 65_536, down: 2 * 65_536 });
+    assert_eq!(
+        r.layers[0].online,
+        Traffic {
+            up: 65_536,
+            down: 2 * 65_536
+        }
+    );
     assert_eq!(r.layers[0].flights, 2);
-    assert_eq!(r.layers[4].online, Traffic { up: 65_536, down: 65_536 });
+    assert_eq!(
+        r.layers[4].online,
+        Traffic {
+            up: 65_536,
+            down: 65_536
+        }
+    );
     assert_eq!(t.offline, Traffic::default());
     assert_eq!(t.client_storage, 0);
     let relu = OtReluBytes::cheetah(64).unwrap();
@@ -275,7 +287,14 @@ fn setup_is_a_one_time_term_outside_the_per_inference_figures() {
     let keys = (541_690 + 52_041_690 + 2_167_016) / 2;
     for p in [Protocol::Delphi, Protocol::RingGc, Protocol::ClientGarbler] {
         let t = CostModel::new(p, PHONE, WAN).estimate(&model).total;
-        assert_eq!(t.setup, Traffic { up: keys + 4096, down: 4096 }, "{p}");
+        assert_eq!(
+            t.setup,
+            Traffic {
+                up: keys + 4096,
+                down: 4096
+            },
+            "{p}"
+        );
         assert_eq!(t.setup_latency_us, WAN.transfer_us(keys + 4096, 4096));
         // Offline still counts only per-inference material: no keys in it.
         assert!(t.offline.up < keys, "{p}");
@@ -303,7 +322,10 @@ fn client_garbler_small_network_matches_hand_computation() {
     );
     // conv ↑, ReLU ↓ ↑ (the labels merge with the linear layer's ↑), output ↓.
     assert_eq!(t.flights, 4);
-    assert_eq!((r.layers[1].first, r.layers[1].flights), (Some(Direction::Down), 2));
+    assert_eq!(
+        (r.layers[1].first, r.layers[1].flights),
+        (Some(Direction::Down), 2)
+    );
     // Offline: the circuits go up (6048 + 1024 + 8 B each) with the OT sender's 64 × 32 B;
     // the server's OT receiver matrix comes down.
     assert_eq!(t.offline.up, 10 * CT + 5 * (6048 + 1024 + 8 + 64 * 32));
@@ -313,7 +335,10 @@ fn client_garbler_small_network_matches_hand_computation() {
     assert_eq!(t.server_storage, (32 + 3) * 8 + 5 * (7080 + 1024 + 8));
     // Online the client regenerates 64 labels and r' and encodes; offline it garbles.
     let online = 1032 * M4_CHACHA_PER_BYTE + 64 * CORTEX_M4_64.word_op_cycles;
-    assert_eq!(t.client_cycles, (16 + 8) * 8 * M4_CHACHA_PER_BYTE + 5 * online);
+    assert_eq!(
+        t.client_cycles,
+        (16 + 8) * 8 * M4_CHACHA_PER_BYTE + 5 * online
+    );
     let garble = 1388 * M4_SOFT_AES_PER_BLOCK
         + 189 * M4_GC_GARBLE_AND_OVERHEAD
         + (3 * 1024 + 8) * M4_CHACHA_PER_BYTE
@@ -346,7 +371,10 @@ fn the_verdict_refuses_a_256_kib_device_for_every_he_based_protocol() {
         Protocol::Cheetah { bits: 32 },
     ];
     for p in protocols {
-        let m = CostModel::new(p, CORTEX_M4_64, BLE).estimate(&model).total.client_memory;
+        let m = CostModel::new(p, CORTEX_M4_64, BLE)
+            .estimate(&model)
+            .total
+            .client_memory;
         assert_eq!(m.ram, 256 * 1024);
         assert_eq!(m.verdict, Verdict::DoesNotFit, "{p}");
         let (_, w) = m.memory.peak_working();
@@ -358,11 +386,17 @@ fn the_verdict_refuses_a_256_kib_device_for_every_he_based_protocol() {
         let reason = std::format!("{}", m.reason());
         assert!(reason.contains("RAM is 262144 B"), "{reason}");
         // A phone holds all of it.
-        let phone = CostModel::new(p, PHONE, BLE).estimate(&model).total.client_memory;
+        let phone = CostModel::new(p, PHONE, BLE)
+            .estimate(&model)
+            .total
+            .client_memory;
         assert_eq!(phone.verdict, Verdict::Fits, "{p}");
     }
     // HE ciphertext and key of Delphi's parameters in the preprocessing phase.
-    let m = CostModel::new(Protocol::Delphi, CORTEX_M4_64, BLE).estimate(&model).total.client_memory;
+    let m = CostModel::new(Protocol::Delphi, CORTEX_M4_64, BLE)
+        .estimate(&model)
+        .total
+        .client_memory;
     assert_eq!(m.memory.offline.largest_bytes, 524_288 + 327_680);
     // Cheetah's silent-OT buffer alone is beyond any microcontroller, online.
     let c = CostModel::new(Protocol::Cheetah { bits: 32 }, CORTEX_M4_64, BLE)
@@ -373,7 +407,10 @@ fn the_verdict_refuses_a_256_kib_device_for_every_he_based_protocol() {
     assert_eq!(c.memory.online.largest, WorkingItem::OtBuffer);
     // The GC protocols' online phase alone (preprocessing elsewhere) fits the M4.
     for p in [Protocol::RingGc, Protocol::ClientGarbler] {
-        let m = CostModel::new(p, CORTEX_M4_64, BLE).estimate(&model).total.client_memory;
+        let m = CostModel::new(p, CORTEX_M4_64, BLE)
+            .estimate(&model)
+            .total
+            .client_memory;
         assert_eq!(m.online_verdict, Verdict::Fits, "{p}");
     }
 }
@@ -430,7 +467,10 @@ fn budget_is_the_largest_count_meeting_the_target_for_any_mask() {
         // Any mask keeping that many ReLUs costs at most the bound.
         let mut spec = model.to_spec();
         let n = b.relus as usize;
-        for keep in [(0..32).map(|i| i < n).collect::<Vec<_>>(), (0..32).map(|i| i >= 32 - n).collect()] {
+        for keep in [
+            (0..32).map(|i| i < n).collect::<Vec<_>>(),
+            (0..32).map(|i| i >= 32 - n).collect(),
+        ] {
             spec.layers[1].op = OpSpec::MaskedRelu {
                 mask: MaskSpec::Elements(keep),
             };
@@ -443,12 +483,24 @@ fn budget_is_the_largest_count_meeting_the_target_for_any_mask() {
     // A target below the no-ReLU floor is refused with the floor.
     let m = CostModel::new(Protocol::RingGc, CORTEX_M4_64, BLE);
     let err = m
-        .budget(&model, LatencyTarget { latency_us: 1, include_offline: false })
+        .budget(
+            &model,
+            LatencyTarget {
+                latency_us: 1,
+                include_offline: false,
+            },
+        )
         .unwrap_err();
     assert!(matches!(err, BudgetError::Unreachable { floor_us } if floor_us > 1));
     // A generous target keeps everything.
     let all = m
-        .budget(&model, LatencyTarget { latency_us: u64::MAX, include_offline: true })
+        .budget(
+            &model,
+            LatencyTarget {
+                latency_us: u64::MAX,
+                include_offline: true,
+            },
+        )
         .unwrap();
     assert_eq!((all.relus, all.next_latency_us), (32, None));
 }

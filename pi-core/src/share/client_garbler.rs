@@ -275,8 +275,26 @@ impl Garbled<'_, '_> {
             io.layer_start(layer.index);
             let (inp, out) = (self.range(layer.input), self.range(layer.output()));
             match layer.op {
-                Op::Conv2d(c) => self.linear(shares, inp, out, layer.index, c.weight_frac_bits, &mut offline, io, probe)?,
-                Op::Linear(l) => self.linear(shares, inp, out, layer.index, l.weight_frac_bits, &mut offline, io, probe)?,
+                Op::Conv2d(c) => self.linear(
+                    shares,
+                    inp,
+                    out,
+                    layer.index,
+                    c.weight_frac_bits,
+                    &mut offline,
+                    io,
+                    probe,
+                )?,
+                Op::Linear(l) => self.linear(
+                    shares,
+                    inp,
+                    out,
+                    layer.index,
+                    l.weight_frac_bits,
+                    &mut offline,
+                    io,
+                    probe,
+                )?,
                 Op::MaskedRelu(mask) => {
                     if inp != out {
                         let (src, dst) = split_rw(shares, inp, out.clone())?;
@@ -340,7 +358,10 @@ impl Garbled<'_, '_> {
             .get(self.range(self.model.layer_count()))
             .ok_or(ProtocolError::Inconsistent)?;
         let mut server = [0u64; 32];
-        for (outs, mine) in output.chunks_mut(server.len()).zip(last.chunks(server.len())) {
+        for (outs, mine) in output
+            .chunks_mut(server.len())
+            .zip(last.chunks(server.len()))
+        {
             let theirs = &mut server[..outs.len()];
             probe.enter(Phase::Io);
             let received = recv_words(io, theirs);

@@ -96,7 +96,11 @@ pub(crate) fn run_layer(
         Op::Add { other } => {
             let other = range(other);
             if inp == out && other == out {
-                double(shares.get_mut(out).ok_or(super::ProtocolError::Inconsistent)?);
+                double(
+                    shares
+                        .get_mut(out)
+                        .ok_or(super::ProtocolError::Inconsistent)?,
+                );
             } else {
                 if inp != out {
                     let (src, dst) = split_rw(shares, inp, out.clone())?;
