@@ -35,8 +35,12 @@ pub struct HeParams {
     pub degree: u64,
     /// Bytes of one ciphertext the client sends, as serialized.
     pub query_bytes: u64,
-    /// Bytes of one ciphertext the server returns, as serialized.
+    /// Bytes of one ciphertext the server returns, as serialized (for Cheetah: its `c1`
+    /// polynomial; the used coefficients of `c0` are [`HeParams::reply_per_output`]).
     pub reply_bytes: u64,
+    /// Bytes per output element on top of [`HeParams::reply_bytes`] (Cheetah sends only the
+    /// coefficients of `c0` that hold outputs; 0 for batched replies).
+    pub reply_per_output: u64,
     /// Bytes one fresh ciphertext occupies in memory (`2 · N · k · 8`, what SEAL allocates).
     pub ciphertext_memory: u64,
     /// Bytes of the secret key in memory (`N · K · 8` over all `K` primes, NTT form).
@@ -60,6 +64,7 @@ pub const DELPHI_HE: HeParams = HeParams {
     degree: 8192,
     query_bytes: 432_312,
     reply_bytes: 432_312,
+    reply_per_output: 0,
     ciphertext_memory: 2 * 8192 * 4 * 8,
     secret_key_memory: 8192 * 5 * 8,
     key_upload: (541_690 + 52_041_690 + 2_167_016) / 2,
@@ -75,6 +80,7 @@ pub const CRYPTFLOW2_HE: HeParams = HeParams {
     degree: 8192,
     query_bytes: 393_350,
     reply_bytes: 262_275,
+    reply_per_output: 0,
     ciphertext_memory: 2 * 8192 * 3 * 8,
     secret_key_memory: 8192 * 4 * 8,
     key_upload: (511_238 + 36_799_918) / 2,
@@ -84,15 +90,17 @@ pub const CRYPTFLOW2_HE: HeParams = HeParams {
 /// Cheetah (OpenCheetah `cheetah-api.cpp`, `hom_conv2d_ss.cc` \[C\]): BFV, N = 4096,
 /// 60+49 bits with no special prime (patched SEAL 3.7). Queries are seeded symmetric
 /// encryptions: one polynomial over both primes, 65 536 B of words \[R\]. Replies are
-/// mod-switched to the 60-bit prime, low bits and unused coefficients zeroed
-/// (`truncate_for_decryption`, `removeUnusedCoeffs`): 65 536 B of words before compression, an
-/// upper bound \[R\]. Keys: the client's public key and three more for batch norm's CRT
+/// mod-switched to the 60-bit prime with their low bits masked (`truncate_for_decryption`), and
+/// every coefficient of `c0` that holds no output zeroed (`removeUnusedCoeffs`), which SEAL's
+/// compression then drops: `c1` in full (4 096 words, 32 768 B) plus one word per output, an
+/// upper bound on the serialized size (the masked low bits also compress) \[R\]. Keys: the client's public key and three more for batch norm's CRT
 /// contexts, seeded: 4 × 65 536 B \[R\]. No Galois keys.
 pub const CHEETAH_HE: HeParams = HeParams {
     name: "cheetah-bfv-4096",
     degree: 4096,
     query_bytes: 4096 * 2 * 8,
-    reply_bytes: 2 * 4096 * 8,
+    reply_bytes: 4096 * 8,
+    reply_per_output: 8,
     ciphertext_memory: 2 * 4096 * 2 * 8,
     secret_key_memory: 4096 * 2 * 8,
     key_upload: 4 * 4096 * 2 * 8,
@@ -112,6 +120,8 @@ pub struct LinearShape {
     pub kernel: u64,
     /// Output channels (FC: output features).
     pub out_channels: u64,
+    /// Output height × width (FC: 1).
+    pub out_plane: u64,
 }
 
 /// Ciphertexts a linear layer moves: `(client → server, server → client)`.
@@ -154,7 +164,16 @@ pub fn ciphertexts(he: &HeParams, s: &LinearShape) -> (u64, u64) {
 /// Bytes a linear layer moves: `(client → server, server → client)`.
 pub fn linear_bytes(he: &HeParams, s: &LinearShape) -> (u64, u64) {
     let (up, down) = ciphertexts(he, s);
-    (up * he.query_bytes, down * he.reply_bytes)
+    let outputs = if s.kernel == 0 {
+        s.out_channels
+    } else {
+        // Every output of the layer sits in exactly one reply.
+        s.out_channels * s.out_plane
+    };
+    (
+        up * he.query_bytes,
+        down * he.reply_bytes + outputs * he.reply_per_output,
+    )
 }
 
 /// The client's HE working set: one ciphertext and the secret key.
@@ -175,18 +194,25 @@ mod tests {
             padded_plane: 34 * 34,
             kernel: 9,
             out_channels: 16,
+            out_plane: 1024,
         };
         // 4 channels per half, 8 per ciphertext: 2 in, 2 out; Delphi uploads 9 rotations each.
         assert_eq!(ciphertexts(&DELPHI_HE, &s), (18, 2));
         assert_eq!(ciphertexts(&CRYPTFLOW2_HE, &s), (2, 2));
         // Cheetah: 34·34 = 1156 ≤ 4096, 3 channels per ciphertext: 6 up, 16 back.
         assert_eq!(ciphertexts(&CHEETAH_HE, &s), (6, 16));
+        // Its replies: c1 of each, and one word per output.
+        assert_eq!(
+            linear_bytes(&CHEETAH_HE, &s),
+            (6 * 65_536, 16 * 32_768 + 16 * 1024 * 8)
+        );
         let fc = LinearShape {
             in_channels: 1,
             in_plane: 64,
             padded_plane: 64,
             kernel: 0,
             out_channels: 10,
+            out_plane: 1,
         };
         assert_eq!(ciphertexts(&DELPHI_HE, &fc), (1, 1));
         assert_eq!(linear_bytes(&CRYPTFLOW2_HE, &fc), (393_350, 262_275));

@@ -315,6 +315,7 @@ fn linear_shape(layer: &Layer<'_>) -> he::LinearShape {
                 padded_plane: pad(i.height) * pad(i.width),
                 kernel: (c.kernel_h * c.kernel_w) as u64,
                 out_channels: c.out_channels as u64,
+                out_plane: layer.output_shape.plane() as u64,
             }
         }
         _ => he::LinearShape {
@@ -323,6 +324,7 @@ fn linear_shape(layer: &Layer<'_>) -> he::LinearShape {
             padded_plane: i.elements() as u64,
             kernel: 0,
             out_channels: layer.output_shape.elements() as u64,
+            out_plane: 1,
         },
     }
 }

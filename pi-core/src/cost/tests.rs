@@ -253,13 +253,14 @@ fn cheetah_runs_linear_layers_with_online_he_on_its_own_parameters() {
     let model = Model::parse(&bytes).unwrap();
     let r = CostModel::new(Protocol::Cheetah { bits: 64 }, PHONE, WAN).estimate(&model);
     let t = r.total;
-    // Conv: 6×6 padded plane, 113 channels per 4096-coefficient ciphertext: 1 query, and one
-    // reply per output channel (2); linear: 1 query, 1 reply. 64 KiB each.
+    // Conv: 6×6 padded plane, 113 channels per 4096-coefficient ciphertext: 1 query (64 KiB),
+    // and one reply per output channel (2), each its c1 (32 KiB) plus its 16 outputs; linear:
+    // 1 query, 1 reply with 3 outputs.
     assert_eq!(
         r.layers[0].online,
         Traffic {
             up: 65_536,
-            down: 2 * 65_536
+            down: 2 * 32_768 + 32 * 8
         }
     );
     assert_eq!(r.layers[0].flights, 2);
@@ -267,7 +268,7 @@ fn cheetah_runs_linear_layers_with_online_he_on_its_own_parameters() {
         r.layers[4].online,
         Traffic {
             up: 65_536,
-            down: 65_536
+            down: 32_768 + 3 * 8
         }
     );
     assert_eq!(t.offline, Traffic::default());
