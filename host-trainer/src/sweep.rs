@@ -11,8 +11,8 @@ use clap::Args;
 use serde::{Deserialize, Serialize};
 
 use crate::eval::EvalReport;
-use crate::linearize::args::{ScheduleArgs, export_and_eval};
-use crate::linearize::{Budget, LinearizeSummary, Method, read_summary};
+use crate::linearize::args::{RunArgs, export_and_eval};
+use crate::linearize::{Budget, LinearizeSummary, MethodName, read_summary};
 use crate::plot::{Allocation, Series, accuracy_vs_relus, allocation};
 use crate::train::{RunDir, RunOptions};
 
@@ -28,7 +28,7 @@ pub struct SweepArgs {
         value_delimiter = ',',
         default_value = "snl,autorep,senet,streamlinet,deepreduce"
     )]
-    pub methods: Vec<Method>,
+    pub methods: Vec<MethodName>,
     /// Budgets, comma-separated (`10%` or absolute counts).
     #[arg(long, value_delimiter = ',', default_value = "50%,20%,10%,5%,2%,1%")]
     pub budgets: Vec<Budget>,
@@ -44,9 +44,9 @@ pub struct SweepArgs {
     /// No progress bars.
     #[arg(long)]
     pub quiet: bool,
-    /// Schedule and hyper-parameters.
+    /// Preset, data, recipe and method settings.
     #[command(flatten)]
-    pub schedule: ScheduleArgs,
+    pub run: RunArgs,
 }
 
 /// One row of `results.csv`.
@@ -102,8 +102,8 @@ fn budget_label(b: Budget) -> String {
 }
 
 /// Runs (or resumes, or reads back) one cell, then exports and evaluates it through pi-core.
-fn cell(a: &SweepArgs, m: Method, b: Budget) -> Result<(LinearizeSummary, EvalReport)> {
-    let dir = a.out.join(m.name()).join(budget_label(b));
+fn cell(a: &SweepArgs, m: &MethodName, b: Budget) -> Result<(LinearizeSummary, EvalReport)> {
+    let dir = a.out.join(m.as_str()).join(budget_label(b));
     let opts = RunOptions {
         quiet: a.quiet,
         stop_after_epochs: None,
@@ -111,7 +111,7 @@ fn cell(a: &SweepArgs, m: Method, b: Budget) -> Result<(LinearizeSummary, EvalRe
     let s = match read_summary(&dir) {
         Some(s) if s.completed => s,
         _ if dir.join("linearize.json").exists() => crate::linearize::resume(&dir, &opts)?,
-        _ => crate::linearize::linearize(&a.schedule.config(m, b, &a.from), &dir, &opts)?,
+        _ => crate::linearize::linearize(&a.run.config(m, b, &a.from, a.run.seed)?, &dir, &opts)?,
     };
     let eval_path = dir.join("eval.json");
     let r = match std::fs::read_to_string(&eval_path)
@@ -168,16 +168,17 @@ pub fn run(a: SweepArgs) -> Result<()> {
     let tcfg = RunDir::new(&a.from).read_config()?;
     let dataset = tcfg.dataset.name().to_string();
     let mut rows = vec![];
-    let mut allocs: Vec<(Method, Budget, LinearizeSummary)> = vec![];
+    let mut allocs: Vec<(MethodName, Budget, LinearizeSummary)> = vec![];
     let mut failed = vec![];
-    for &m in &a.methods {
+    let names: Vec<&str> = a.methods.iter().map(MethodName::as_str).collect();
+    a.run.method_flags.check_used_by(&names)?;
+    for m in &a.methods {
         for &b in &a.budgets {
             let t = Instant::now();
             match cell(&a, m, b) {
                 Ok((s, r)) => {
                     println!(
-                        "{dataset} {} {b}: {} ReLUs, val {:.2}%, test {:.2}%, pi-core {:.2}% ({:.0}s)",
-                        m.name(),
+                        "{dataset} {m} {b}: {} ReLUs, val {:.2}%, test {:.2}%, pi-core {:.2}% ({:.0}s)",
                         r.relus_kept,
                         100.0 * s.val_acc,
                         100.0 * s.test_acc.unwrap_or(f64::NAN),
@@ -186,7 +187,7 @@ pub fn run(a: SweepArgs) -> Result<()> {
                     );
                     rows.push(ResultRow {
                         dataset: dataset.clone(),
-                        method: m.name().into(),
+                        method: m.to_string(),
                         granularity: format!("{:?}", s.granularity).to_lowercase(),
                         budget_arg: b.to_string(),
                         budget: s.budget,
@@ -206,12 +207,12 @@ pub fn run(a: SweepArgs) -> Result<()> {
                         seed: s.seed,
                         projected: s.projected,
                     });
-                    allocs.push((m, b, s));
+                    allocs.push((m.clone(), b, s));
                     write_csv(&a.out.join("results.csv"), &rows)?;
                 }
                 Err(e) => {
-                    eprintln!("{dataset} {} {b}: FAILED: {e:#}", m.name());
-                    failed.push(format!("{} {b}", m.name()));
+                    eprintln!("{dataset} {m} {b}: FAILED: {e:#}");
+                    failed.push(format!("{m} {b}"));
                 }
             }
         }
@@ -235,16 +236,16 @@ fn plots(
     a: &SweepArgs,
     dataset: &str,
     rows: &[ResultRow],
-    allocs: &[(Method, Budget, LinearizeSummary)],
+    allocs: &[(MethodName, Budget, LinearizeSummary)],
 ) -> Result<()> {
     let series: Vec<Series> = a
         .methods
         .iter()
         .map(|m| Series {
-            label: m.name().into(),
+            label: m.to_string(),
             points: rows
                 .iter()
-                .filter(|r| r.method == m.name())
+                .filter(|r| r.method == m.as_str())
                 .map(|r| (r.kept.max(1) as f64, 100.0 * r.test_acc))
                 .collect(),
         })
@@ -277,7 +278,7 @@ fn plots(
             let methods: Vec<Allocation> = chosen
                 .iter()
                 .map(|s| Allocation {
-                    label: format!("{} ({} ReLUs)", s.method.name(), s.kept),
+                    label: format!("{} ({} ReLUs)", s.method, s.kept),
                     shares: s
                         .per_layer
                         .iter()
