@@ -180,7 +180,7 @@ pub struct LinearizeConfig {
     pub val_limit: Option<usize>,
     /// Schedule, optimizers, distillation.
     pub recipe: Recipe,
-    /// The method's own configuration (its `Method::Config` as JSON).
+    /// The method's own configuration (its `Linearizer::Config` as JSON).
     pub method_config: serde_json::Value,
 }
 

@@ -45,7 +45,7 @@ use anyhow::Result;
 pub use budget::Budget;
 pub use config::{Granularity, LinearizeConfig, Preset, Recipe};
 pub use driver::{linearize, read_summary, resume};
-pub use methods::{METHODS, Method, MethodName};
+pub use methods::{Linearizer, METHODS, MethodName};
 pub use report::{LayerKept, LinearizeSummary};
 
 use crate::train::RunOptions;

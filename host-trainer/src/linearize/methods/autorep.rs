@@ -11,7 +11,7 @@ use burn::tensor::activation::softplus;
 use clap::Args;
 use serde::{Deserialize, Serialize};
 
-use super::{Method, set};
+use super::{Linearizer, set};
 use crate::linearize::config::{LrSchedule, OptimizerSpec, Preset, Recipe};
 use crate::linearize::masks::{FinalMasks, Student, ones_zeros};
 use crate::linearize::objective::{Hooks, LossWeights, Rates, train_epoch};
@@ -115,7 +115,7 @@ impl Hooks for HysteresisHooks<'_> {
     }
 }
 
-impl Method for Autorep {
+impl Linearizer for Autorep {
     const NAME: &'static str = "autorep";
     const ABOUT: &'static str =
         "AutoReP (Peng et al., ICCV'23), identity replacement: STE hard masks with hysteresis, density hinge";

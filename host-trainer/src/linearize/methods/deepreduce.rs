@@ -25,7 +25,7 @@ use burn::optim::ModuleOptimizer;
 use clap::Args;
 use serde::{Deserialize, Serialize};
 
-use super::{Method, set};
+use super::{Linearizer, set};
 use crate::linearize::config::{LrSchedule, Preset, Recipe};
 use crate::linearize::masks::{FinalMasks, Student, net_unit_masks};
 use crate::linearize::objective::{Frozen, Hooks, LossWeights, Rates, train_epoch};
@@ -222,7 +222,7 @@ impl Deepreduce {
     }
 }
 
-impl Method for Deepreduce {
+impl Linearizer for Deepreduce {
     const NAME: &'static str = "deepreduce";
     const ABOUT: &'static str = "DeepReDuce (Jha et al., ICML'21): stage criticality, culling and block thinning, fine-tuned candidate points";
     type Config = DeepreduceConfig;

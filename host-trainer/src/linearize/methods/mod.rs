@@ -1,6 +1,6 @@
 //! The linearization methods and their registry.
 //!
-//! A method is one file in this folder implementing [`Method`]: its own configuration (with a
+//! A method is one file in this folder implementing [`Linearizer`]: its own configuration (with a
 //! `fast` and a `paper` preset), its own command-line flags (a clap `Args` struct, flattened into
 //! `linearize` and `sweep`), its own state (saved in every checkpoint), and the hooks the driver
 //! calls (prepare, mask-phase epochs, final masks, fine-tune losses). Adding a method is one new
@@ -23,7 +23,7 @@ use super::run::Run;
 use crate::train::epoch::EpochStats;
 
 /// A linearization method.
-pub trait Method: Sized + 'static {
+pub trait Linearizer: Sized + 'static {
     /// Name on the command line, in run folders and in reports.
     const NAME: &'static str;
     /// One line for `--help` and the docs.
@@ -117,12 +117,12 @@ pub(crate) trait MethodRun {
     fn state(&self) -> Result<serde_json::Value>;
 }
 
-struct Bound<M: Method> {
+struct Bound<M: Linearizer> {
     method: M,
     state: M::State,
 }
 
-impl<M: Method> MethodRun for Bound<M> {
+impl<M: Linearizer> MethodRun for Bound<M> {
     fn prepare(&mut self, run: &mut Run, s: Student) -> Result<Student> {
         self.method.prepare(run, &mut self.state, s)
     }
@@ -216,11 +216,11 @@ pub fn set<T: Clone>(dst: &mut T, flag: &Option<T>) {
     }
 }
 
-fn add_flags<M: Method>(cmd: Command) -> Command {
+fn add_flags<M: Linearizer>(cmd: Command) -> Command {
     M::Flags::augment_args(cmd)
 }
 
-fn configure<M: Method>(
+fn configure<M: Linearizer>(
     preset: Preset,
     matches: Option<&ArgMatches>,
 ) -> Result<(Recipe, serde_json::Value)> {
@@ -232,16 +232,16 @@ fn configure<M: Method>(
     Ok((recipe, serde_json::to_value(config)?))
 }
 
-fn parse_config<M: Method>(config: &serde_json::Value) -> Result<M::Config> {
+fn parse_config<M: Linearizer>(config: &serde_json::Value) -> Result<M::Config> {
     serde_json::from_value(config.clone())
         .with_context(|| format!("invalid {} configuration", M::NAME))
 }
 
-fn check_config<M: Method>(config: &serde_json::Value) -> Result<()> {
+fn check_config<M: Linearizer>(config: &serde_json::Value) -> Result<()> {
     parse_config::<M>(config).map(drop)
 }
 
-fn bind<M: Method>(
+fn bind<M: Linearizer>(
     config: &serde_json::Value,
     state: Option<&serde_json::Value>,
 ) -> Result<Box<dyn MethodRun>> {
@@ -255,7 +255,7 @@ fn bind<M: Method>(
 }
 
 /// The registry entry of method `M`.
-pub const fn entry<M: Method>() -> Entry {
+pub const fn entry<M: Linearizer>() -> Entry {
     Entry {
         name: M::NAME,
         about: M::ABOUT,

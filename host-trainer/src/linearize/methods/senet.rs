@@ -29,7 +29,7 @@ use burn::tensor::Tensor;
 use clap::Args;
 use serde::{Deserialize, Serialize};
 
-use super::{Method, set};
+use super::{Linearizer, set};
 use crate::linearize::budget::topk_layer;
 use crate::linearize::config::{LrSchedule, OptimizerSpec, Preset, Recipe};
 use crate::linearize::masks::{FinalMasks, Student, net_unit_masks};
@@ -237,7 +237,7 @@ impl Hooks for GapHooks {
     }
 }
 
-impl Method for Senet {
+impl Linearizer for Senet {
     const NAME: &'static str = "senet";
     const ABOUT: &'static str = "SENet (Kundu et al., ICLR'23): sensitivity budgets, gap-based locations, KD + AT at stage outputs";
     type Config = SenetConfig;

@@ -9,7 +9,7 @@ use burn::tensor::Tensor;
 use clap::Args;
 use serde::{Deserialize, Serialize};
 
-use super::{Method, set};
+use super::{Linearizer, set};
 use crate::linearize::config::{Preset, Recipe};
 use crate::linearize::masks::{FinalMasks, Student};
 use crate::linearize::objective::{Hooks, LossWeights, Rates, train_epoch};
@@ -148,7 +148,7 @@ impl Hooks for SnlHooks<'_> {
     }
 }
 
-impl Method for Snl {
+impl Linearizer for Snl {
     const NAME: &'static str = "snl";
     const ABOUT: &'static str =
         "SNL (Cho et al., ICML'22): trainable mask α, L1 with a growing λ, threshold, fine-tune";

@@ -18,7 +18,7 @@ use burn::tensor::Tensor;
 use clap::Args;
 use serde::{Deserialize, Serialize};
 
-use super::{Method, set};
+use super::{Linearizer, set};
 use super::autorep::ste;
 use crate::data::batch;
 use crate::linearize::budget::topk_layer;
@@ -145,7 +145,7 @@ impl Hooks for TopkHooks<'_> {
     }
 }
 
-impl Method for Streamlinet {
+impl Linearizer for Streamlinet {
     const NAME: &'static str = "streamlinet";
     const ABOUT: &'static str = "StreamliNet (Pang et al., 2024), reconstructed: negativity budgets, per-layer STE masks, consistency";
     type Config = StreamlinetConfig;
