@@ -158,6 +158,33 @@ impl Recipe {
     }
 }
 
+impl Recipe {
+    /// One line: batch, mask phase, fine-tuning, temperature, cut.
+    pub fn summary(&self) -> String {
+        let opt = |o: &OptimizerSpec| match o.kind {
+            OptimizerKind::Adam => "Adam".to_string(),
+            OptimizerKind::Sgd => format!("SGD m{} wd{}", o.momentum, o.weight_decay),
+        };
+        let sched = match self.mask_schedule {
+            LrSchedule::Constant => "constant".to_string(),
+            LrSchedule::Cosine { floor } => format!("cosine to {floor:e}"),
+        };
+        format!(
+            "batch {}; mask phase {} ep, {} lr {:e} (masks {:e}), {sched}; fine-tune {} ep, {} lr {:e} cosine; KD T {}; cut to budget {}",
+            self.batch_size,
+            self.mask_epochs,
+            opt(&self.mask_optimizer),
+            self.lr,
+            self.mask_lr,
+            self.finetune_epochs,
+            opt(&self.finetune_optimizer),
+            self.finetune_lr,
+            self.temperature,
+            self.cut_to_budget
+        )
+    }
+}
+
 /// Everything that determines a linearization run.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct LinearizeConfig {

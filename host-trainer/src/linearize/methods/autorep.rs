@@ -242,6 +242,23 @@ impl Linearizer for Autorep {
 mod tests {
     use super::*;
 
+    /// The `paper` preset is the released recipe (sources cited in `preset`).
+    #[test]
+    fn paper_preset_pins_the_released_values() {
+        let (r, c) = Autorep::preset(Preset::Paper);
+        assert_eq!((r.batch_size, r.mask_epochs, r.lr, r.mask_lr), (128, 200, 1e-3, 1e-3));
+        assert_eq!(r.mask_schedule, LrSchedule::Cosine { floor: 1e-5 });
+        assert_eq!(r.mask_optimizer, OptimizerSpec::ADAM);
+        assert_eq!(r.finetune_epochs, 0);
+        assert_eq!((r.temperature, r.cut_to_budget), (4.0, false));
+        let want = AutorepConfig {
+            lambda: 140.0,
+            threshold: 0.003,
+            select_window: Some(2000),
+        };
+        assert_eq!(c, want);
+    }
+
     #[test]
     fn hysteresis_switches_only_past_the_threshold() {
         let t = 0.003;

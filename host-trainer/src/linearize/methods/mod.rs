@@ -293,6 +293,40 @@ pub fn find(name: &str) -> Result<&'static Entry> {
     }
 }
 
+/// Both presets of every method, as `--help` shows them: the recipe and the method's settings.
+pub fn presets_help() -> String {
+    let mut out = String::from(
+        "Presets (the values a run starts from; flags override them; each paper value is cited in the method's file):\n",
+    );
+    for e in METHODS {
+        for p in [Preset::Fast, Preset::Paper] {
+            let Ok((recipe, config)) = (e.configure)(p, None) else {
+                continue;
+            };
+            let settings = match &config {
+                serde_json::Value::Object(m) => m
+                    .iter()
+                    .map(|(k, v)| format!("{k}={v}"))
+                    .collect::<Vec<_>>()
+                    .join(" "),
+                other => other.to_string(),
+            };
+            out.push_str(&format!(
+                "  {} {}: {}; {}\n",
+                e.name,
+                p.name(),
+                recipe.summary(),
+                if settings.is_empty() {
+                    "no settings"
+                } else {
+                    &settings
+                }
+            ));
+        }
+    }
+    out
+}
+
 /// The names of every method, in table order.
 pub fn names() -> Vec<&'static str> {
     METHODS.iter().map(|e| e.name).collect()

@@ -424,6 +424,21 @@ impl Linearizer for Senet {
 mod tests {
     use super::*;
 
+    /// The `paper` preset follows RLNet's stage 1 and stage 2 (sources cited in `preset`).
+    #[test]
+    fn paper_preset_pins_the_rlnet_values() {
+        let (r, c) = Senet::preset(Preset::Paper);
+        assert_eq!((r.batch_size, r.mask_epochs, r.lr), (128, 150, 0.05));
+        assert_eq!(r.mask_optimizer, OptimizerSpec::sgd(0.9, 5e-4));
+        assert_eq!(r.mask_schedule, LrSchedule::Constant);
+        assert_eq!((r.finetune_epochs, r.finetune_lr), (240, 0.01));
+        assert_eq!(r.finetune_optimizer, OptimizerSpec::sgd(0.9, 5e-4));
+        assert_eq!(r.temperature, 4.0);
+        assert_eq!((c.search_ce, c.search_kd), (0.5, 0.5));
+        assert_eq!((c.finetune_ce, c.finetune_kd, c.at_beta), (0.5, 0.5, 1000.0));
+        assert_eq!(c.at_sites, AttentionSites::StageOutputs);
+    }
+
     #[test]
     fn lamp_scores_ignore_the_layer_scale() {
         let w = [0.1f32, -0.4, 0.2, 0.3];

@@ -10,7 +10,7 @@ use clap::Args;
 use serde::{Deserialize, Serialize};
 
 use super::{Linearizer, set};
-use crate::linearize::config::{Preset, Recipe};
+use crate::linearize::config::{LrSchedule, OptimizerSpec, Preset, Recipe};
 use crate::linearize::masks::{FinalMasks, Student};
 use crate::linearize::objective::{Hooks, LossWeights, Rates, train_epoch};
 use crate::linearize::run::Run;
@@ -26,7 +26,7 @@ pub struct SnlConfig {
     /// λ updates before the first one that may raise λ (the paper's code waits 5 epochs).
     pub lambda_patience: usize,
     /// Threshold ε: `α > ε` is a kept ReLU (a signed compare, as in the paper's code).
-    pub epsilon: f32,
+    pub epsilon: f64,
 }
 
 /// SNL's flags.
@@ -44,7 +44,7 @@ pub struct SnlFlags {
     pub snl_lambda_patience: Option<usize>,
     /// SNL's threshold ε.
     #[arg(long)]
-    pub snl_epsilon: Option<f32>,
+    pub snl_epsilon: Option<f64>,
 }
 
 /// SNL's progress.
@@ -94,7 +94,7 @@ impl Snl {
         alphas
             .iter()
             .zip(&run.units)
-            .map(|(a, u)| a.iter().filter(|&&x| x > self.cfg.epsilon).count() * u.cost)
+            .map(|(a, u)| a.iter().filter(|&&x| f64::from(x) > self.cfg.epsilon).count() * u.cost)
             .sum()
     }
 
@@ -158,14 +158,50 @@ impl Linearizer for Snl {
 
     fn preset(preset: Preset) -> (Recipe, SnlConfig) {
         match preset {
-            // λ checked every 2 steps instead of every epoch: a few epochs stand in for the
-            // paper's hundreds, so λ must grow within them.
-            Preset::Fast | Preset::Paper => (
+            // A few epochs stand in for the paper's hundreds: λ starts 100× higher and is
+            // checked every 2 steps instead of every epoch, so it can grow within them; the
+            // masks learn at 2e-2 in their own group; KD fine-tuning with Adam; a top-k cut
+            // when the short mask phase ends off budget.
+            Preset::Fast => (
                 Recipe::fast(),
                 SnlConfig {
                     lambda: 1e-3,
                     lambda_every: 2,
                     lambda_patience: 0,
+                    epsilon: 0.01,
+                },
+            ),
+            // NYU-DICE-Lab/selective_network_linearization @ eac688c.
+            Preset::Paper => (
+                Recipe {
+                    // scripts/snl_resnet18_c100_relu_50k.sh: BATCH=128, LR=1e-3, EPOCHS=2000 (the
+                    // mask phase stops at the budget: snl_finetune_unstructured.py:156).
+                    batch_size: 128,
+                    mask_epochs: 2000,
+                    lr: 1e-3,
+                    // snl_finetune_unstructured.py:124: one Adam over weights and α, no
+                    // scheduler and no weight decay in the mask phase.
+                    mask_lr: 1e-3,
+                    mask_schedule: LrSchedule::Constant,
+                    mask_optimizer: OptimizerSpec::ADAM,
+                    // :32 (100 fine-tune epochs), :173 (SGD lr 1e-3, momentum 0.9, wd 5e-4),
+                    // :175 (cosine over the fine-tune epochs).
+                    finetune_epochs: 100,
+                    finetune_lr: 1e-3,
+                    finetune_optimizer: OptimizerSpec::sgd(0.9, 5e-4),
+                    // utils.py:339 (mask phase) and :109 (fine-tune): SoftTarget(4.0).
+                    temperature: 4.0,
+                    // The code thresholds α at the budget and keeps what it gets (:165-167).
+                    cut_to_budget: false,
+                },
+                SnlConfig {
+                    // scripts/snl_resnet18_c100_relu_50k.sh: ALPHA=1e-5 (the L1 coefficient).
+                    lambda: 1e-5,
+                    // snl_finetune_unstructured.py:150-154: λ ×1.1 once per epoch on a stall,
+                    // from epoch 5 on.
+                    lambda_every: 0,
+                    lambda_patience: 5,
+                    // scripts: THRESHOLD=1e-2 (argparse default :42).
                     epsilon: 0.01,
                 },
             ),
@@ -232,7 +268,7 @@ impl Linearizer for Snl {
         let alphas = run.mask_vecs(&s);
         let masks = alphas
             .iter()
-            .map(|l| l.iter().map(|&a| a > self.cfg.epsilon).collect())
+            .map(|l| l.iter().map(|&a| f64::from(a) > self.cfg.epsilon).collect())
             .collect();
         Ok((
             s,
@@ -251,6 +287,26 @@ impl Linearizer for Snl {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The `paper` preset is the official code's recipe (sources cited in `preset`).
+    #[test]
+    fn paper_preset_pins_the_official_values() {
+        let (r, c) = Snl::preset(Preset::Paper);
+        assert_eq!((r.batch_size, r.mask_epochs, r.lr, r.mask_lr), (128, 2000, 1e-3, 1e-3));
+        assert_eq!(r.mask_schedule, LrSchedule::Constant);
+        assert_eq!(r.mask_optimizer, OptimizerSpec::ADAM);
+        assert_eq!((r.finetune_epochs, r.finetune_lr), (100, 1e-3));
+        assert_eq!(r.finetune_optimizer, OptimizerSpec::sgd(0.9, 5e-4));
+        assert_eq!((r.temperature, r.cut_to_budget), (4.0, false));
+        let want = SnlConfig {
+            lambda: 1e-5,
+            lambda_every: 0,
+            lambda_patience: 5,
+            epsilon: 0.01,
+        };
+        assert_eq!(c, want);
+        assert_ne!(Snl::preset(Preset::Fast), (r, c), "fast differs");
+    }
 
     #[test]
     fn lambda_grows_only_on_stalls_after_the_patience() {
