@@ -13,8 +13,11 @@ parameter sets the protocols use:
   cheetah     BFV N = 4096, {60, 49}, no special prime, t = 2^41 stand-in
               (OpenCheetah SCI/src/cheetah/cheetah-api.cpp)
 
-For each object it prints the raw size (no compression: 8-byte RNS words) and what SEAL's
-default zstd compression writes. Usage: python3 scripts/he-sizes.py
+Each figure is what `save` writes with SEAL's default compression (zstd): the protocols' own
+builds serialize the same way (Delphi's CMake sets SEAL_USE_ZSTD ON). Keys are measured unseeded;
+the protocols save them as seeded `Serializable`s, about half as large (docs/PROTOCOL.md §5.3).
+Cheetah's patched SEAL (no special prime) is not available here: only its public key at one
+prime is printed, for reference. Usage: python3 scripts/he-sizes.py  (about a minute)
 """
 import os
 import tempfile
@@ -63,12 +66,19 @@ def main():
         sym = s.Ciphertext(ctx)
         enc.encrypt_symmetric(pt, sym)
         print(f"{name}: N={n}, moduli={[m.bit_count() for m in moduli]}")
-        print(f"  fresh ciphertext: {fresh.coeff_modulus_size()} RNS primes, raw {size(fresh, None)} B")
+        print(f"  fresh ciphertext: {fresh.coeff_modulus_size()} RNS primes, {size(fresh, None)} B")
         if ev is not None and fresh.coeff_modulus_size() > 1:
             low = s.Ciphertext(ctx)
             ev.mod_switch_to_next(fresh, low)
-            print(f"  mod-switched ciphertext: {low.coeff_modulus_size()} primes, raw {size(low, None)} B")
-        print(f"  public key: raw {size(pk, None)} B")
+            print(f"  mod-switched ciphertext: {low.coeff_modulus_size()} primes, {size(low, None)} B")
+        print(f"  public key: {size(pk, None)} B")
+        if special:
+            gk = s.GaloisKeys()
+            kg.create_galois_keys(gk)
+            rk = s.RelinKeys()
+            kg.create_relin_keys(rk)
+            print(f"  Galois keys ({gk.size()}, SEAL's default set): {size(gk, None)} B")
+            print(f"  relinearization key: {size(rk, None)} B")
 
 
 if __name__ == "__main__":

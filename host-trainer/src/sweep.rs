@@ -24,8 +24,9 @@ use serde::{Deserialize, Serialize};
 
 use crate::eval::EvalReport;
 use crate::linearize::args::{RunArgs, export_and_eval};
+use crate::linearize::latency::Deployment;
 use crate::linearize::{Budget, LinearizeConfig, LinearizeSummary, MethodName, read_summary};
-use crate::plot::{Allocation, Series, accuracy_vs_relus, allocation};
+use crate::plot::{Allocation, Series, accuracy_vs_latency, accuracy_vs_relus, allocation};
 use crate::train::checkpoint::write_atomic;
 use crate::train::{RunDir, RunOptions};
 
@@ -86,6 +87,10 @@ pub struct SweepArgs {
     /// No progress bars.
     #[arg(long)]
     pub quiet: bool,
+    /// The deployment each model is priced on (results.csv's `device_latency_s` and
+    /// `client_bytes`, the accuracy-vs-latency plot).
+    #[command(flatten)]
+    pub deployment: Deployment,
     /// Preset, data, recipe and method settings.
     #[command(flatten)]
     pub run: RunArgs,
@@ -111,6 +116,9 @@ pub struct SweepPlan {
     pub fixed_limit: Option<usize>,
     /// Budget of the allocation plot.
     pub allocation_budget: Option<String>,
+    /// The deployment models are priced on (plans written before it existed get the default).
+    #[serde(default)]
+    pub deployment: Deployment,
 }
 
 /// One row of `results.csv`.
@@ -158,9 +166,15 @@ pub struct ResultRow {
     pub seed: u64,
     /// Whether the final masks were cut to the budget by top-k.
     pub projected: bool,
+    /// Estimated end-to-end latency of one private inference of the exported model on the
+    /// plan's deployment (pi-core cost model), seconds.
+    pub device_latency_s: f64,
+    /// Bytes the client sends and receives per private inference (online, streamed material
+    /// included) on that deployment.
+    pub client_bytes: u64,
 }
 
-const CSV_HEADER: &str = "dataset,method,preset,granularity,budget_arg,budget,kept,total,val_acc,test_acc,fixed_test_acc,fixed_images,float_acc_fixed_images,agreement,teacher_test_acc,epochs,mask_epochs,train_images,wall_s,seed,projected";
+const CSV_HEADER: &str = "dataset,method,preset,granularity,budget_arg,budget,kept,total,val_acc,test_acc,fixed_test_acc,fixed_images,float_acc_fixed_images,agreement,teacher_test_acc,epochs,mask_epochs,train_images,wall_s,seed,projected,device_latency_s,client_bytes";
 
 fn budget_label(b: Budget) -> String {
     match b {
@@ -199,10 +213,12 @@ fn make_plan(a: &SweepArgs, from: &Path) -> Result<SweepPlan> {
             }
         }
     }
+    a.deployment.cost_model()?;
     Ok(SweepPlan {
         cells,
         fixed_limit: a.fixed_limit,
         allocation_budget: a.allocation_budget.map(|b| b.to_string()),
+        deployment: a.deployment.clone(),
     })
 }
 
@@ -353,7 +369,13 @@ pub struct Collected {
     pub missing: Vec<String>,
 }
 
-fn row_of(dataset: &str, cell: &PlannedCell, s: &LinearizeSummary, r: &EvalReport) -> ResultRow {
+fn row_of(
+    dataset: &str,
+    cell: &PlannedCell,
+    s: &LinearizeSummary,
+    r: &EvalReport,
+    priced: (f64, u64),
+) -> ResultRow {
     ResultRow {
         dataset: dataset.to_string(),
         method: s.method.clone(),
@@ -376,6 +398,8 @@ fn row_of(dataset: &str, cell: &PlannedCell, s: &LinearizeSummary, r: &EvalRepor
         wall_s: s.wall_s,
         seed: s.seed,
         projected: s.projected,
+        device_latency_s: priced.0,
+        client_bytes: priced.1,
     }
 }
 
@@ -397,7 +421,13 @@ pub fn collect(dir: &Path) -> Result<Collected> {
                     .read_config()
                     .map(|c| c.dataset.name().to_string())
                     .unwrap_or_default();
-                rows.push(row_of(&dataset, cell, &s, &r));
+                // A cell whose model file is gone still reports its accuracy.
+                let priced = plan
+                    .deployment
+                    .price(&out.join("model.pic"))
+                    .map(|(us, bytes)| (us as f64 / 1e6, bytes))
+                    .unwrap_or((f64::NAN, 0));
+                rows.push(row_of(&dataset, cell, &s, &r, priced));
                 summaries.push((cell.clone(), s));
             }
             _ => missing.push(cell.id.clone()),
@@ -407,7 +437,7 @@ pub fn collect(dir: &Path) -> Result<Collected> {
     for r in &rows {
         let _ = writeln!(
             csv,
-            "{},{},{},{},{},{},{},{},{:.4},{:.4},{:.4},{},{:.4},{:.4},{:.4},{},{},{},{:.1},{},{}",
+            "{},{},{},{},{},{},{},{},{:.4},{:.4},{:.4},{},{:.4},{:.4},{:.4},{},{},{},{:.1},{},{},{:.4},{}",
             r.dataset,
             r.method,
             r.preset,
@@ -428,7 +458,9 @@ pub fn collect(dir: &Path) -> Result<Collected> {
             r.train_images,
             r.wall_s,
             r.seed,
-            r.projected
+            r.projected,
+            r.device_latency_s,
+            r.client_bytes
         );
     }
     write_atomic(&dir.join("results.csv"), csv.as_bytes())?;
@@ -577,6 +609,30 @@ fn plots(
         &series,
         Some(100.0 * first.teacher_test_acc),
     )?;
+    let latency: Vec<Series> = methods
+        .iter()
+        .map(|m| Series {
+            label: m.to_string(),
+            points: rows
+                .iter()
+                .filter(|r| r.method == *m && r.device_latency_s.is_finite())
+                .map(|r| (r.device_latency_s, 100.0 * r.test_acc))
+                .collect(),
+        })
+        .filter(|s| !s.points.is_empty())
+        .collect();
+    if !latency.is_empty() {
+        accuracy_vs_latency(
+            &dir.join("accuracy_vs_latency"),
+            &format!(
+                "{} (preset {}): test accuracy vs latency, {}",
+                first.dataset,
+                first.preset,
+                plan.deployment.describe()
+            ),
+            &latency,
+        )?;
+    }
     let budgets: Vec<&str> = plan.cells.iter().map(|c| c.budget_arg.as_str()).collect();
     let which = plan
         .allocation_budget

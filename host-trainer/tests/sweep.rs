@@ -81,6 +81,10 @@ fn a_planned_sweep_runs_cell_by_cell_and_collect_names_the_missing_cells() {
         "128",
         "--batch-size",
         "32",
+        "--device",
+        "cortex-m4-100",
+        "--link",
+        "ble",
         "--quiet",
     ]);
     let commands = lines(&sweep.join("commands.txt"));
@@ -107,6 +111,18 @@ fn a_planned_sweep_runs_cell_by_cell_and_collect_names_the_missing_cells() {
     assert!(csv[0].starts_with("dataset,method,preset,"));
     assert!(csv[1..].iter().all(|r| r.contains(",fast,")));
     assert!(sweep.join("accuracy_vs_relus.png").exists());
+    // Every row is priced on the plan's deployment: latency in seconds, client bytes.
+    assert!(
+        csv[0].ends_with(",device_latency_s,client_bytes"),
+        "{}",
+        csv[0]
+    );
+    for row in &csv[1..] {
+        let f: Vec<&str> = row.rsplitn(3, ',').collect();
+        let (bytes, latency) = (f[0].parse::<u64>().unwrap(), f[1].parse::<f64>().unwrap());
+        assert!(latency > 0.0 && latency.is_finite() && bytes > 0, "{row}");
+    }
+    assert!(sweep.join("accuracy_vs_latency.png").exists());
 
     // A cell that ran already is skipped on a second call; the missing one completes the sweep.
     sh(&commands[1]);

@@ -127,6 +127,14 @@ pub struct LinearizeArgs {
     /// ReLU budget: kept ReLUs per image (`1500`) or a share of the model's (`10%`).
     #[arg(long)]
     pub budget: Option<Budget>,
+    /// Budget from a latency target instead of --budget (`2s`, `1500ms`): the most kept ReLUs
+    /// whose private-inference latency with --protocol on --device over --link meets it
+    /// (pi-core's cost model, as `protocol-sim budget`).
+    #[arg(long, conflicts_with = "budget")]
+    pub latency: Option<String>,
+    /// The deployment the latency is priced on (also reported for --budget runs).
+    #[command(flatten)]
+    pub deployment: super::latency::Deployment,
     /// Run folder of the trained all-ReLU model (the teacher).
     #[arg(long)]
     pub from: Option<PathBuf>,
@@ -208,9 +216,24 @@ pub fn run(a: LinearizeArgs) -> Result<()> {
     let s = if a.resume {
         super::resume(&a.out, &opts)?
     } else {
-        let (Some(method), Some(budget), Some(from)) = (&a.method, a.budget, a.from.as_ref())
-        else {
-            anyhow::bail!("a new run needs --method, --budget and --from (or --resume)");
+        let budget = match (&a.latency, a.from.as_ref()) {
+            (Some(t), Some(from)) => {
+                let target = super::latency::parse_latency(t)?;
+                let (n, bound) = super::latency::budget_for(from, target, &a.deployment)?;
+                println!(
+                    "latency target {:.3} s ({}): budget {n} ReLUs (latency bound {:.3} s for any placement)",
+                    target as f64 / 1e6,
+                    a.deployment.describe(),
+                    bound as f64 / 1e6
+                );
+                Some(Budget::Absolute(n))
+            }
+            _ => a.budget,
+        };
+        let (Some(method), Some(budget), Some(from)) = (&a.method, budget, a.from.as_ref()) else {
+            anyhow::bail!(
+                "a new run needs --method, --budget (or --latency) and --from (or --resume)"
+            );
         };
         a.run.method_flags.check_used_by(&[method.as_str()])?;
         let cfg = a.run.config(method, budget, from, a.run.seed)?;
@@ -232,6 +255,15 @@ pub fn run(a: LinearizeArgs) -> Result<()> {
             100.0 * r.float_acc.unwrap_or(f64::NAN),
             r.relus_kept,
             r.relus_total
+        );
+        let model = a.out.join("model.pic");
+        let (latency, bytes) = a.deployment.price(&model)?;
+        println!(
+            "{}: estimated latency {:.3} s ({}), {} client bytes per inference",
+            model.display(),
+            latency as f64 / 1e6,
+            a.deployment.describe(),
+            bytes
         );
     } else {
         println!(

@@ -31,6 +31,7 @@ pub mod args;
 pub mod budget;
 pub mod config;
 pub mod driver;
+pub mod latency;
 pub mod losses;
 pub mod masks;
 pub mod methods;
