@@ -342,24 +342,13 @@ fn cost(args: &CostArgs) -> Result<(), SimError> {
     Ok(())
 }
 
-/// `2s`, `1500ms`, `250us`, `0.5` (seconds) → microseconds.
+/// `--latency` in microseconds.
 fn parse_latency(text: &str) -> Result<u64, SimError> {
-    let t = text.trim();
-    let (number, scale) = if let Some(v) = t.strip_suffix("ms") {
-        (v, 1e3)
-    } else if let Some(v) = t.strip_suffix("us") {
-        (v, 1.0)
-    } else if let Some(v) = t.strip_suffix('s') {
-        (v, 1e6)
-    } else {
-        (t, 1e6)
-    };
-    match number.trim().parse::<f64>() {
-        Ok(v) if v.is_finite() && v > 0.0 => Ok((v * scale).round() as u64),
-        _ => Err(SimError::Usage(format!(
+    pi_core::cost::parse_latency(text).ok_or_else(|| {
+        SimError::Usage(format!(
             "--latency {text:?}: expected a positive duration such as 2s, 1500ms or 0.5"
-        ))),
-    }
+        ))
+    })
 }
 
 fn budget(args: &BudgetArgs) -> Result<(), SimError> {

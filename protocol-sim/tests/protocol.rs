@@ -173,6 +173,25 @@ fn random_models_agree_on_argmax_for_999_in_1000_samples() {
     );
 }
 
+/// One private inference of random model `m` against plaintext: within the bound, and the
+/// argmax agrees wherever the plaintext top two are more than twice the bound apart (truncation
+/// may legitimately swap a near-tie). Returns whether the argmax agrees.
+fn check_within_tolerance(r: &Inference, tolerance: u64, m: usize) -> bool {
+    assert!(
+        r.max_abs_diff() <= tolerance,
+        "model {m}: diff {} > bound {tolerance}",
+        r.max_abs_diff()
+    );
+    let mut sorted = r.plain.clone();
+    sorted.sort_unstable_by(|a, b| b.cmp(a));
+    let margin =
+        (sorted[0] as i64 - sorted.get(1).copied().unwrap_or(i32::MIN) as i64).unsigned_abs();
+    if margin > 2 * tolerance {
+        assert!(r.argmax_agrees(), "model {m}: decisive sample disagrees");
+    }
+    r.argmax_agrees()
+}
+
 fn random_input(rng: &mut Rng, n: usize) -> Vec<i32> {
     (0..n).map(|_| rng.range(-2048, 2048) as i32).collect()
 }
@@ -208,23 +227,9 @@ fn random_models_reconstruct_within_tolerance_and_match_the_cost_model() {
         for s in 0..3 {
             let input = random_input(&mut rng, model.input_shape().elements());
             let r = infer(&bytes, &input, (m * 10 + s) as u64, Mode::Channel, false).unwrap();
-            assert!(
-                r.max_abs_diff() <= tolerance,
-                "model {m}: diff {} > bound {tolerance}",
-                r.max_abs_diff()
-            );
             check_against_cost_model(&bytes, &r);
             runs += 1;
-            agree += usize::from(r.argmax_agrees());
-            // Where the plaintext top two are within twice the tolerance, truncation may
-            // legitimately swap them; everywhere else the argmax must agree.
-            let mut sorted = r.plain.clone();
-            sorted.sort_unstable_by(|a, b| b.cmp(a));
-            let margin = (sorted[0] as i64 - sorted.get(1).copied().unwrap_or(i32::MIN) as i64)
-                .unsigned_abs();
-            if margin > 2 * tolerance {
-                assert!(r.argmax_agrees(), "model {m}: decisive sample disagrees");
-            }
+            agree += usize::from(check_within_tolerance(&r, tolerance, m));
         }
     }
     // Random tiny models produce near-ties (top two within a few LSBs) that the ±1 LSB
@@ -579,21 +584,9 @@ fn client_garbler_random_models_reconstruct_within_tolerance_and_match_the_cost_
             let input = random_input(&mut rng, model.input_shape().elements());
             let (r, served) =
                 client_garbler(&bytes, &input, (m * 10 + s) as u64, delivery, Mode::Channel);
-            assert!(
-                r.max_abs_diff() <= tolerance,
-                "model {m}: diff {} > bound {tolerance}",
-                r.max_abs_diff()
-            );
             check_client_garbler_bytes(&bytes, &r, &served, delivery);
             runs += 1;
-            agree += usize::from(r.argmax_agrees());
-            let mut sorted = r.plain.clone();
-            sorted.sort_unstable_by(|a, b| b.cmp(a));
-            let margin = (sorted[0] as i64 - sorted.get(1).copied().unwrap_or(i32::MIN) as i64)
-                .unsigned_abs();
-            if margin > 2 * tolerance {
-                assert!(r.argmax_agrees(), "model {m}: decisive sample disagrees");
-            }
+            agree += usize::from(check_within_tolerance(&r, tolerance, m));
         }
     }
     // Tiny random models have near-ties (top two a few LSBs apart) that ±1 LSB truncation may

@@ -98,22 +98,11 @@ impl Deployment {
     }
 }
 
-/// `2s`, `1500ms`, `250us`, `0.5` (seconds) → microseconds.
+/// `--latency` in microseconds (`2s`, `1500ms`, `0.5`: [`pi_core::cost::parse_latency`]).
 pub fn parse_latency(text: &str) -> Result<u64> {
-    let t = text.trim();
-    let (number, scale) = if let Some(v) = t.strip_suffix("ms") {
-        (v, 1e3)
-    } else if let Some(v) = t.strip_suffix("us") {
-        (v, 1.0)
-    } else if let Some(v) = t.strip_suffix('s') {
-        (v, 1e6)
-    } else {
-        (t, 1e6)
-    };
-    match number.trim().parse::<f64>() {
-        Ok(v) if v.is_finite() && v > 0.0 => Ok((v * scale).round() as u64),
-        _ => bail!("--latency {text:?}: expected a positive duration such as 2s, 1500ms or 0.5"),
-    }
+    pi_core::cost::parse_latency(text).with_context(|| {
+        format!("--latency {text:?}: expected a positive duration such as 2s, 1500ms or 0.5")
+    })
 }
 
 /// The teacher's architecture as a pi-core model (every ReLU kept; weights irrelevant).

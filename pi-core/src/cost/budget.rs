@@ -68,6 +68,25 @@ impl fmt::Display for BudgetError {
 
 impl core::error::Error for BudgetError {}
 
+/// A latency as people write it: `2s`, `1500ms`, `250us`, or a bare number of seconds
+/// (`0.5`); `None` unless it is a positive finite duration. Returns microseconds.
+pub fn parse_latency(text: &str) -> Option<u64> {
+    let t = text.trim();
+    let (number, scale) = if let Some(v) = t.strip_suffix("ms") {
+        (v, 1e3)
+    } else if let Some(v) = t.strip_suffix("us") {
+        (v, 1.0)
+    } else if let Some(v) = t.strip_suffix('s') {
+        (v, 1e6)
+    } else {
+        (t, 1e6)
+    };
+    match number.trim().parse::<f64>() {
+        Ok(v) if v.is_finite() && v > 0.0 => Some(libm::round(v * scale) as u64),
+        _ => None,
+    }
+}
+
 impl CostModel {
     /// Totals with `n` ReLUs kept in the worst placement (see the module docs): an upper bound
     /// for any mask of `model` that keeps `n` ReLUs.

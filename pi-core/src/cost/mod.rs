@@ -25,7 +25,7 @@ mod profile;
 mod protocol;
 pub mod relu;
 
-pub use budget::{Budget, BudgetError, LatencyTarget};
+pub use budget::{Budget, BudgetError, LatencyTarget, parse_latency};
 pub use memory::{ClientMemory, PartyMemory, Verdict, WorkingItem, WorkingSet};
 pub use profile::{
     AesEngine, BLE, CORTEX_M0PLUS_48, CORTEX_M4_64, CORTEX_M4_100, CORTEX_M4_CRYP_168, DEVICES,

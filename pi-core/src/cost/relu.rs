@@ -111,6 +111,15 @@ pub struct Work {
 }
 
 impl Work {
+    /// No work.
+    pub const NONE: Work = Work {
+        aes_blocks: 0,
+        eval_ands: 0,
+        garble_ands: 0,
+        chacha_bytes: 0,
+        word_ops: 0,
+    };
+
     /// Cycles on `d`.
     pub fn cycles(&self, d: &DeviceProfile) -> u64 {
         self.aes_blocks * d.aes_cycles_per_block
@@ -181,13 +190,7 @@ impl ReluPrice {
             chacha_bytes: 0,
             word_ops: DELPHI_EVAL_XORS,
         },
-        offline_work: Work {
-            aes_blocks: 0,
-            eval_ands: 0,
-            garble_ands: 0,
-            chacha_bytes: 0,
-            word_ops: 0,
-        },
+        offline_work: Work::NONE,
         hash_per_16_bytes: false,
     };
 
@@ -220,13 +223,7 @@ impl ReluPrice {
                 chacha_bytes: WORD_BYTES as u64,
                 word_ops: 0,
             },
-            offline_work: Work {
-                aes_blocks: 0,
-                eval_ands: 0,
-                garble_ands: 0,
-                chacha_bytes: 0,
-                word_ops: 0,
-            },
+            offline_work: Work::NONE,
             hash_per_16_bytes: false,
         }
     };
@@ -298,20 +295,8 @@ impl ReluPrice {
             server_storage: 0,
             client_buffer: 0,
             garble_buffer: 0,
-            online_work: Work {
-                aes_blocks: 0,
-                eval_ands: 0,
-                garble_ands: 0,
-                chacha_bytes: 0,
-                word_ops: 0,
-            },
-            offline_work: Work {
-                aes_blocks: 0,
-                eval_ands: 0,
-                garble_ands: 0,
-                chacha_bytes: 0,
-                word_ops: 0,
-            },
+            online_work: Work::NONE,
+            offline_work: Work::NONE,
             hash_per_16_bytes: true,
         }
     }
