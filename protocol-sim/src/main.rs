@@ -245,6 +245,9 @@ struct ServeArgs {
     /// The model file (with weights).
     #[arg(long)]
     model: PathBuf,
+    /// Which garbled-circuit protocol to serve: ring-gc (the server garbles) or client-garbler.
+    #[arg(long, default_value = "ring-gc")]
+    protocol: String,
     /// Address to listen on (port 0 picks a free port; the chosen address is printed).
     #[arg(long)]
     listen: String,
@@ -444,12 +447,7 @@ fn matches_model(stats: &protocol_sim::channel::Stats, t: &Totals) -> bool {
 fn run(args: &RunArgs) -> Result<(), SimError> {
     let delivery: Delivery = args.delivery.into();
     let m = args.pricing.model()?.with_delivery(delivery);
-    if !matches!(m.protocol, Protocol::RingGc | Protocol::ClientGarbler) {
-        return Err(SimError::Usage(format!(
-            "run simulates ring-gc and client-garbler, not {}",
-            m.protocol
-        )));
-    }
+    garbler(m.protocol)?;
     args.session.warn_if_seeded();
     let bytes = read_model(&args.model)?;
     let model = Model::parse(&bytes)?;
@@ -544,8 +542,26 @@ fn run(args: &RunArgs) -> Result<(), SimError> {
     Ok(())
 }
 
+/// The session function of a protocol `run`, `serve` and `client` can execute.
+fn garbler(protocol: Protocol) -> Result<bool, SimError> {
+    match protocol {
+        Protocol::RingGc => Ok(false),
+        Protocol::ClientGarbler => Ok(true),
+        other => Err(SimError::Usage(format!(
+            "only ring-gc and client-garbler run end to end, not {other}"
+        ))),
+    }
+}
+
 fn serve(args: &ServeArgs) -> Result<(), SimError> {
     args.session.warn_if_seeded();
+    let protocol = Protocol::by_name(&args.protocol, 64)
+        .map_err(|e| SimError::Usage(format!("--protocol {}: {e}", args.protocol)))?;
+    let serve_session = if garbler(protocol)? {
+        protocol_sim::client_garbler::serve
+    } else {
+        session::serve
+    };
     let timeout = args.session.timeout()?;
     let bytes = read_model(&args.model)?;
     let model = Model::parse(&bytes)?;
@@ -573,7 +589,7 @@ fn serve(args: &ServeArgs) -> Result<(), SimError> {
         );
         let started = Instant::now();
         let delivery = args.delivery.map(Delivery::from);
-        match session::serve(&model, &mut io, &mut entropy, &mut seen, delivery) {
+        match serve_session(&model, &mut io, &mut entropy, &mut seen, delivery) {
             Ok(log) => {
                 let last = log
                     .inferences
@@ -630,6 +646,11 @@ fn client(args: &ClientArgs) -> Result<(), SimError> {
     let timeout = args.session.timeout()?;
     let delivery: Delivery = args.delivery.into();
     let m = args.pricing.model()?.with_delivery(delivery);
+    let run_client = if garbler(m.protocol)? {
+        protocol_sim::client_garbler::client
+    } else {
+        session::client
+    };
     let bytes = read_model(&args.model)?;
     let full = Model::parse(&bytes)?;
     // The protocol only ever sees the architecture.
@@ -654,7 +675,7 @@ fn client(args: &ClientArgs) -> Result<(), SimError> {
     };
     let inputs: Vec<Vec<i32>> = samples.iter().map(|s| s.input.clone()).collect();
     let started = Instant::now();
-    let outcomes = session::client(&model, &mut io, &mut entropy, delivery, &inputs)?;
+    let outcomes = run_client(&model, &mut io, &mut entropy, delivery, &inputs)?;
     let secs = started.elapsed().as_secs_f64();
     let report = m.estimate(&model);
     let mut exact = true;

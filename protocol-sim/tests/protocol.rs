@@ -631,3 +631,45 @@ fn client_garbler_exported_model_matches_plaintext_on_digits() {
         model.relu_count().kept * 8104
     );
 }
+
+#[test]
+fn a_client_garbler_and_a_server_garbler_stop_at_the_handshake() {
+    use pi_core::share::{HandshakeError, ProtocolError};
+    use protocol_sim::channel::{Meter, Metered, pipe};
+    use protocol_sim::entropy::Entropy;
+    let bytes = std::fs::read(EXPORTED).expect("firmware-example/model/model.pic is committed");
+    let model = Model::parse(&bytes).unwrap();
+    let arch = architecture_only(&model).unwrap();
+    let client_model = Model::parse(&arch).unwrap();
+    let (c, s) = pipe(std::time::Duration::from_secs(10));
+    let (client, server) = std::thread::scope(|scope| {
+        let server = scope.spawn(|| {
+            let mut io = Metered::new(s, Meter::new(8, false), Direction::Down);
+            protocol_sim::session::serve(
+                &model,
+                &mut io,
+                &mut Entropy::reproducible(1, 1),
+                &mut Default::default(),
+                None,
+            )
+        });
+        let mut io = Metered::new(c, Meter::new(8, false), Direction::Up);
+        let client = protocol_sim::client_garbler::client(
+            &client_model,
+            &mut io,
+            &mut Entropy::reproducible(1, 0),
+            Delivery::Stored,
+            &[vec![0; 64]],
+        );
+        (client, server.join().unwrap())
+    });
+    let err = client.unwrap_err().to_string();
+    assert!(
+        err.contains("protocol ring-gc on the peer, client-garbler here"),
+        "{err}"
+    );
+    assert!(matches!(
+        server,
+        Err(ProtocolError::Handshake(HandshakeError::Protocol { .. }))
+    ));
+}
