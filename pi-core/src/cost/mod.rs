@@ -1,12 +1,15 @@
 //! Private-inference cost model: pure integer arithmetic over a parsed model, a [`Protocol`], a
 //! [`DeviceProfile`] and a [`LinkProfile`], with fixed-size results, so it also runs on the
-//! device (no heap, no floats).
+//! device (no heap; floats only in [`parse_latency`]).
 //!
 //! Per layer it gives offline and online bytes each way, one-way message flights, client and
-//! server storage between the phases, client compute cycles; over the model, the latency
-//! estimate and whether the client's offline material fits its RAM, its flash, or must be
-//! streamed. The formulas and their sources are in `docs/PROTOCOL.md`; the `ring-gc` figures
-//! are the exact byte counts of [`crate::share`] (`protocol-sim run` checks them).
+//! server storage between the phases, client compute cycles online and offline; over the model,
+//! the latencies, the one-time setup, each party's memory (stored material and working sets)
+//! with the device [`Verdict`], and the ReLU [`Budget`] that meets a latency target. A protocol
+//! is its ReLU row ([`ReluPrice`], [`relu`]), its linear-layer phase over an HE parameter set
+//! ([`LinearPhase`], [`he`]) and its setup. The formulas and their sources are in
+//! `docs/PROTOCOL.md`; the `ring-gc` and `client-garbler` figures are the exact byte counts of
+//! [`crate::share`] (`protocol-sim run` checks them).
 //!
 //! ```
 //! use pi_core::cost::{CostModel, Protocol, CORTEX_M4_64, LTE};

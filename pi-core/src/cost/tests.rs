@@ -519,3 +519,48 @@ fn memory_fit_follows_the_device() {
     assert!(LinkProfile::by_name("ble").is_some());
     assert!(LinkProfile::by_name("carrier-pigeon").is_none());
 }
+
+/// [`small_model`] with a second ReLU layer (8 sites) after a hidden linear layer.
+fn two_relu_layers(first: &[bool], second: &[bool]) -> Vec<u8> {
+    let mut spec = Model::parse(&small_model()).unwrap().to_spec();
+    spec.layers[1].op = OpSpec::MaskedRelu {
+        mask: MaskSpec::Elements(first.to_vec()),
+    };
+    let last = spec.layers.pop().unwrap();
+    spec.layers.push(LayerSpec::new(OpSpec::Linear {
+        out_features: 8,
+        weight_frac_bits: 8,
+        weights: vec![1; 64],
+        bias: None,
+    }));
+    spec.layers.push(LayerSpec::new(OpSpec::MaskedRelu {
+        mask: MaskSpec::Elements(second.to_vec()),
+    }));
+    let mut tail = last;
+    if let OpSpec::Linear { weights, .. } = &mut tail.op {
+        *weights = vec![1; 24];
+    }
+    spec.layers.push(tail);
+    spec.to_bytes().unwrap()
+}
+
+#[test]
+fn the_budget_bound_covers_every_placement_over_several_relu_layers() {
+    let all = two_relu_layers(&[true; 32], &[true; 8]);
+    let model = Model::parse(&all).unwrap();
+    for p in [Protocol::RingGc, Protocol::ClientGarbler, Protocol::Delphi] {
+        let m = CostModel::new(p, CORTEX_M4_64, LTE);
+        for n in 1..=6usize {
+            let bound = m.bound_for(&model, n as u64).latency_us(true);
+            // Every split of n kept ReLUs between the two layers, including all in one.
+            for a in 0..=n {
+                let first: Vec<bool> = (0..32).map(|i| i < a).collect();
+                let second: Vec<bool> = (0..8).map(|i| i < n - a).collect();
+                let bytes = two_relu_layers(&first, &second);
+                let t = m.estimate(&Model::parse(&bytes).unwrap()).total;
+                assert_eq!(t.relus_kept, n as u64);
+                assert!(t.latency_us(true) <= bound, "{p}: {a} + {} of {n}", n - a);
+            }
+        }
+    }
+}
