@@ -208,6 +208,8 @@ print(f"| AES-128 block (RustCrypto fixsliced, 2 blocks per pass) | {n('aes_insn
 print(f"| AES floor per ReLU (694 blocks) | {n('aes_floor_per_relu')} |")
 print(f"| Other work per AND | {n('gc_and_overhead_insns')} |")
 print(f"| ChaCha20 per byte | {float(r['chacha_insns_per_byte']):.1f} |")
+print(f"| Garbling one ReLU (client garbler, 1,388 AES blocks) | {n('garble_insns_calibration')} |")
+print(f"| &nbsp;&nbsp;garbler's other work per AND | {n('gc_garble_and_overhead_insns')} |")
 print(f"| Bytes client→server / server→client per inference | {n('bytes_up')} / {n('bytes_down')} |")
 print(f"| Flights per inference | {r['flights']} |")
 print(f"| Flash | {n('flash_bytes')} B |")

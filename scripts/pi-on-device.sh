@@ -31,9 +31,10 @@ readonly SERVER=$ROOT/target/debug/protocol-sim
 # The calibration regions the firmware runs before the session (see src/bin/pi-client.rs).
 readonly CAL_AES_BLOCKS=64
 readonly CAL_CHACHA_BYTES=1024
-# AND gates and AES blocks per evaluated ReLU (pi_core::share::gc).
+# AND gates and AES blocks per evaluated and per garbled ReLU (pi_core::share::gc).
 readonly RELU_ANDS=189
 readonly RELU_AES=694
+readonly GARBLE_AES=1388
 
 log() { printf 'pi-on-device: %s\n' "$*" >&2; }
 die() {
@@ -180,21 +181,22 @@ while read -r name _type _addr _off size _rest; do
     esac
 done < <(readelf -SW "$ELF" | sed -n 's/^ *\[ *[0-9]*\] *//p')
 
-# Instruction counts: regions 1-4 calibrate, the rest are inferences.
+# Instruction counts: regions 1-5 calibrate, the rest are inferences.
 figures=$(awk -v kept="$kept" -v aes_blocks="$CAL_AES_BLOCKS" -v chacha_bytes="$CAL_CHACHA_BYTES" \
-    -v ands="$RELU_ANDS" -v relu_aes="$RELU_AES" -v used_aes="$relu_aes" '
+    -v ands="$RELU_ANDS" -v relu_aes="$RELU_AES" -v used_aes="$relu_aes" -v garble_aes="$GARBLE_AES" '
     /^region [0-9]+: [0-9]+ insns$/ { r = $2 + 0; total[r] = $3 + 0; n = r }
     /^region [0-9]+ phases:/ {
         r = $2 + 0
         for (i = 4; i <= NF; i++) { split($i, kv, "="); phase[r, kv[1]] = kv[2] + 0 }
     }
     END {
-        if (n < 5) { print "error=no inference regions"; exit }
+        if (n < 6) { print "error=no inference regions"; exit }
         overhead = total[1]
         aes = (total[2] - overhead) / aes_blocks
         relu = total[3] - overhead
         chacha = (total[4] - overhead) / chacha_bytes
-        for (r = 5; r <= n; r++) {
+        garble = total[5] - overhead
+        for (r = 6; r <= n; r++) {
             k++
             shares += phase[r, "shares"] + phase[r, "other"]; garbled += phase[r, "garbled"]
             io += phase[r, "io"]; wait += phase[r, "wait"]; all += total[r] - phase[r, "wait"]
@@ -204,6 +206,8 @@ figures=$(awk -v kept="$kept" -v aes_blocks="$CAL_AES_BLOCKS" -v chacha_bytes="$
         printf "relu_insns_calibration=%d\n", relu
         printf "gc_and_overhead_insns=%.0f\n", (relu - relu_aes * aes) / ands
         printf "chacha_insns_per_byte=%.1f\n", chacha
+        printf "garble_insns_calibration=%d\n", garble
+        printf "gc_garble_and_overhead_insns=%.0f\n", (garble - garble_aes * aes) / ands
         printf "insns_per_inference=%.0f\n", all / k
         printf "share_insns_per_inference=%.0f\n", shares / k
         printf "gc_insns_per_inference=%.0f\n", garbled / k
@@ -225,6 +229,8 @@ printf '  instructions per inference: %s (share arithmetic %s, garbled circuits 
     "$(get io_insns_per_inference)" "$(get wait_insns_per_inference)"
 printf '  calibration: %s instructions per AES block, %s per AND besides AES, %s per ChaCha20 byte; AES floor per ReLU %s\n' \
     "$(get aes_insns_per_block)" "$(get gc_and_overhead_insns)" "$(get chacha_insns_per_byte)" "$(get aes_floor_per_relu)"
+printf '  garbling one ReLU (a client garbler): %s instructions, %s per AND besides AES\n' \
+    "$(get garble_insns_calibration)" "$(get gc_garble_and_overhead_insns)"
 printf '  flights per inference: %s; flash %s B; static RAM %s B + stack %s B\n' "$flights" "$flash" "$ram" "$stack"
 printf 'argmax agreement: %s\n' "$agreement"
 printf 'instructions per garbled ReLU: %s\n' "$per_relu"

@@ -71,6 +71,7 @@ enum Command {
         quiet: bool,
     },
     /// Linearize a trained model to a ReLU budget (snl, autorep, senet, streamlinet, deepreduce).
+    #[command(after_long_help = crate::linearize::methods::presets_help())]
     Linearize(crate::linearize::args::LinearizeArgs),
     /// Linearize with several methods and budgets: results.csv and plots.
     Sweep(crate::sweep::SweepArgs),

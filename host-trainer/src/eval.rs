@@ -86,6 +86,8 @@ pub fn eval_file(
 ) -> Result<EvalReport> {
     use anyhow::Context;
     let bytes = std::fs::read(model).with_context(|| format!("reading {}", model.display()))?;
+    // A file that is not a model must say so, not "sidecar missing".
+    pi_core::Model::parse(&bytes).map_err(|e| anyhow!("{}: {e}", model.display()))?;
     let side_path = crate::export::sidecar_path(model);
     let side: crate::export::ExportSidecar =
         serde_json::from_str(&std::fs::read_to_string(&side_path).with_context(|| {

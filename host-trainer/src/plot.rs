@@ -60,6 +60,7 @@ enum Chart<'a> {
         title: &'a str,
         series: &'a [Series],
         teacher: Option<f64>,
+        x_desc: &'a str,
     },
     Allocation {
         title: &'a str,
@@ -75,7 +76,8 @@ impl Chart<'_> {
                 title,
                 series,
                 teacher,
-            } => accuracy_chart(root, title, series, teacher),
+                x_desc,
+            } => accuracy_chart(root, title, series, teacher, x_desc),
             Chart::Allocation {
                 title,
                 layers,
@@ -106,16 +108,21 @@ fn accuracy_chart<DB: DrawingBackend>(
     title: &str,
     series: &[Series],
     teacher: Option<f64>,
+    x_desc: &str,
 ) -> Result<()> {
     root.fill(&WHITE).map_err(err)?;
     let xs = series.iter().flat_map(|s| s.points.iter().map(|p| p.0));
     let ys = series.iter().flat_map(|s| s.points.iter().map(|p| p.1));
-    let (xmin, xmax) = xs.fold((f64::MAX, 1.0f64), |(a, b), x| (a.min(x), b.max(x)));
+    let (xmin, xmax) = xs.fold((f64::MAX, f64::MIN_POSITIVE), |(a, b), x| {
+        (a.min(x), b.max(x))
+    });
     let (ymin, ymax) = ys
         .chain(teacher)
         .fold((100.0f64, 0.0f64), |(a, b), y| (a.min(y), b.max(y)));
     let (ymin, ymax) = (ymin.floor(), (ymax + 1.0).min(100.5));
-    let xmin = (xmin.max(1.0) * 0.8).max(1.0);
+    // Counts start at 1; latencies may be fractions of a second.
+    let floor = if xmin >= 1.0 { 1.0 } else { 1e-3 };
+    let xmin = (xmin.max(floor) * 0.8).max(floor);
     let mut chart = ChartBuilder::on(root)
         .caption(title, (FONT, 22))
         .margin(12)
@@ -128,10 +135,17 @@ fn accuracy_chart<DB: DrawingBackend>(
         .configure_mesh()
         .x_labels(10)
         .light_line_style(RGBColor(238, 238, 238))
-        .x_desc("kept ReLUs per image (log scale)")
+        .x_desc(x_desc)
         .y_desc("test accuracy (%)")
         .label_style((FONT, 14))
-        .x_label_formatter(&|v| round2(10f64.powf(*v)))
+        .x_label_formatter(&|v| {
+            let x = 10f64.powf(*v);
+            if x < 1.0 {
+                format!("{x:.2}")
+            } else {
+                round2(x)
+            }
+        })
         .draw()
         .map_err(err)?;
     if let Some(t) = teacher {
@@ -188,6 +202,19 @@ pub fn accuracy_vs_relus(
         title,
         series,
         teacher,
+        x_desc: "kept ReLUs per image (log scale)",
+    };
+    both(stem, (900, 600), &c)
+}
+
+/// Accuracy against the estimated latency of one private inference on a device and link (log
+/// x, seconds), one line per method.
+pub fn accuracy_vs_latency(stem: &Path, title: &str, series: &[Series]) -> Result<()> {
+    let c = Chart::Accuracy {
+        title,
+        series,
+        teacher: None,
+        x_desc: "estimated private-inference latency, s (log scale)",
     };
     both(stem, (900, 600), &c)
 }

@@ -13,7 +13,9 @@
 //! * [`share`] is the client's side of a Delphi-style private inference: additive shares over
 //!   `Z_2^64` at the same scales, a half-gates garbled ReLU (fixed-key AES) and the online
 //!   phase over a caller-supplied transport; [`cost`] prices a model's private inference
-//!   (Delphi, ring-GC, CrypTFlow2, Cheetah) on a device and link. See `docs/PROTOCOL.md`.
+//!   (Delphi, ring-GC, client-garbler, CrypTFlow2, Cheetah) on a device and link: bytes per
+//!   phase, setup, latency, both parties' memory with the device verdict, and the ReLU budget that
+//!   meets a latency target. See `docs/PROTOCOL.md`.
 //!
 //! ```
 //! # fn main() -> Result<(), pi_core::Error> {

@@ -27,6 +27,7 @@ use std::fmt;
 
 pub mod arch;
 pub mod channel;
+pub mod client_garbler;
 pub mod dataset;
 pub mod entropy;
 pub mod offline;

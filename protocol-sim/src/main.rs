@@ -11,7 +11,8 @@ use std::time::{Duration, Instant};
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use pi_core::Model;
 use pi_core::cost::{
-    CostModel, CostReport, DEVICES, DeviceProfile, Direction, LINKS, LinkProfile, Protocol, Totals,
+    CostModel, CostReport, DEVICES, DeviceProfile, Direction, LINKS, LatencyTarget, LinkProfile,
+    Protocol, Totals,
 };
 use pi_core::share::tolerance::output_tolerance;
 use pi_core::share::{Delivery, ReluPlan};
@@ -38,6 +39,10 @@ struct Cli {
 enum Command {
     /// Price a private inference with the cost model (per layer and in total).
     Cost(CostArgs),
+    /// The largest number of kept ReLUs whose latency on a device and link meets a target.
+    Budget(BudgetArgs),
+    /// Server-garbler next to client-garbler (or any protocols) on every device and link preset.
+    Compare(CompareArgs),
     /// Run private inferences end to end in one process and check them against plaintext.
     Run(RunArgs),
     /// Serve private inferences: the server with the weights, and the dealer standing in for
@@ -50,7 +55,7 @@ enum Command {
 /// Protocol, device and link of the cost model.
 #[derive(Args)]
 struct Pricing {
-    /// Protocol: delphi, ring-gc, cryptflow2 or cheetah.
+    /// Protocol: delphi, ring-gc, client-garbler, cryptflow2 or cheetah.
     #[arg(long, default_value = "ring-gc")]
     protocol: String,
     /// Ring width of cryptflow2/cheetah: 32, 37, 41 or 64.
@@ -106,41 +111,23 @@ enum ReluArg {
     Split,
 }
 
-/// Which ReLU protocol to run, and what its ranges are proven from.
+/// Which ReLU protocol the client asks for.
 #[derive(Args)]
-struct ReluArgs {
+struct ReluChoice {
     /// ReLU protocol in every layer.
     #[arg(long, value_enum, default_value = "full")]
     relu: ReluArg,
     /// Sign width t of the split ReLU (2 to 64; 64 is exact). Each layer's range h comes from
-    /// the model's proven activation bounds; the k = h - t lowest bits are dropped.
+    /// the model's proven activation bounds on the server; the k = h - t lowest bits are
+    /// dropped. The costs depend on t only.
     #[arg(long, default_value_t = 64)]
     sign_bits: u8,
-    /// Bound on |input| (real value, after normalization) the ranges are proven from; default:
-    /// the range the export sidecar's normalization gives, or 1 for random inputs.
-    #[arg(long)]
-    input_bound: Option<f64>,
-    /// Use this range h in every layer instead of the narrowest the proven bound allows (refused
-    /// if it does not cover the bound).
-    #[arg(long)]
-    range_bits: Option<u8>,
 }
 
-impl ReluArgs {
+impl ReluChoice {
     /// The sign width when split.
     fn split_sign_bits(&self) -> Option<u8> {
         (self.relu == ReluArg::Split).then_some(self.sign_bits)
-    }
-
-    /// The input bound in LSBs: the flag, else the sidecar's normalization, else 1.0 when the
-    /// inputs are the random ones.
-    fn input_bound(&self, model: &Model<'_>, path: &Path, dataset: Option<&str>) -> Option<u64> {
-        let scale = f64::from(1u32 << model.activation_frac_bits());
-        match self.input_bound {
-            Some(b) => Some((b.abs() * scale).ceil() as u64 + 1),
-            None => dataset::input_bound(path, model.activation_frac_bits())
-                .or((dataset == Some("random")).then_some(scale as u64)),
-        }
     }
 
     /// The plan to price: the split ReLU's cost depends on `t` only.
@@ -149,6 +136,50 @@ impl ReluArgs {
             None => Ok(ReluPlan::full()),
             Some(t) => ReluPlan::split_with(model, t, |_| t)
                 .map_err(|e| SimError::Usage(format!("--sign-bits: {e}"))),
+        }
+    }
+
+    /// `m` with this ReLU protocol priced (the split ReLU is a `ring-gc` construction).
+    fn price(&self, m: CostModel, model: &Model<'_>) -> Result<CostModel, SimError> {
+        if self.relu == ReluArg::Split && m.protocol != Protocol::RingGc {
+            return Err(SimError::Usage(format!(
+                "--relu split runs with ring-gc only, not {}",
+                m.protocol
+            )));
+        }
+        Ok(m.with_relu_plan(self.cost_plan(model)?))
+    }
+
+    /// How a run names it.
+    fn describe(&self) -> String {
+        self.split_sign_bits()
+            .map_or("full".to_string(), |t| format!("split, {t} sign bits"))
+    }
+}
+
+/// What the server proves the split ReLU's ranges from.
+#[derive(Args)]
+struct RangeArgs {
+    /// Bound on |input| (real value, after normalization) the split ReLU's ranges are proven
+    /// from; default: the range the export sidecar's normalization gives (`run` on random
+    /// inputs: 1).
+    #[arg(long)]
+    input_bound: Option<f64>,
+    /// Use this range h in every split layer instead of the narrowest the proven bound allows
+    /// (refused if it does not cover the bound).
+    #[arg(long)]
+    range_bits: Option<u8>,
+}
+
+impl RangeArgs {
+    /// The input bound in LSBs: the flag, else the sidecar's normalization, else 1.0 when the
+    /// inputs are the random ones.
+    fn input_bound(&self, model: &Model<'_>, path: &Path, dataset: Option<&str>) -> Option<u64> {
+        let scale = f64::from(1u32 << model.activation_frac_bits());
+        match self.input_bound {
+            Some(b) => Some((b.abs() * scale).ceil() as u64 + 1),
+            None => dataset::input_bound(path, model.activation_frac_bits())
+                .or((dataset == Some("random")).then_some(scale as u64)),
         }
     }
 }
@@ -162,8 +193,9 @@ impl From<DeliveryArg> for Delivery {
     }
 }
 
+/// What to price: a standard architecture or an exported model.
 #[derive(Args)]
-struct CostArgs {
+struct Source {
     /// A standard architecture (resnet18, resnet20, resnet32, digits-cnn, lenet).
     #[arg(long, conflicts_with = "model", required_unless_present = "model")]
     arch: Option<String>,
@@ -173,13 +205,58 @@ struct CostArgs {
     /// An exported pi-core model file.
     #[arg(long)]
     model: Option<PathBuf>,
+}
+
+#[derive(Args)]
+struct CostArgs {
+    #[command(flatten)]
+    source: Source,
     #[command(flatten)]
     pricing: Pricing,
     /// Force the material delivery (default: streamed only when it fits neither RAM nor flash).
     #[arg(long, value_enum)]
     delivery: Option<DeliveryArg>,
     #[command(flatten)]
-    relu: ReluArgs,
+    relu: ReluChoice,
+    /// JSON instead of a table.
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Args)]
+struct BudgetArgs {
+    /// A standard architecture (resnet18, resnet20, resnet32, digits-cnn, lenet).
+    #[arg(long, conflicts_with = "model", required_unless_present = "model")]
+    arch: Option<String>,
+    /// An exported pi-core model file (its architecture; its masks are ignored).
+    #[arg(long)]
+    model: Option<PathBuf>,
+    #[command(flatten)]
+    pricing: Pricing,
+    /// End-to-end latency target per inference: `2s`, `1500ms`, `0.5` (seconds).
+    #[arg(long)]
+    latency: String,
+    /// Count the preprocessing (its bytes and the client's garbling) in the latency, as when it
+    /// cannot run ahead of time. The one-time setup never counts.
+    #[arg(long)]
+    include_offline: bool,
+    #[command(flatten)]
+    relu: ReluChoice,
+    /// JSON instead of text.
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Args)]
+struct CompareArgs {
+    #[command(flatten)]
+    source: Source,
+    /// Protocols to compare, comma-separated.
+    #[arg(long, default_value = "ring-gc,client-garbler", value_delimiter = ',')]
+    protocols: Vec<String>,
+    /// Ring width of cryptflow2/cheetah: 32, 37, 41 or 64.
+    #[arg(long, default_value_t = 64)]
+    bits: u8,
     /// JSON instead of a table.
     #[arg(long)]
     json: bool,
@@ -244,7 +321,9 @@ struct RunArgs {
     #[arg(long, value_enum, default_value = "stored")]
     delivery: DeliveryArg,
     #[command(flatten)]
-    relu: ReluArgs,
+    relu: ReluChoice,
+    #[command(flatten)]
+    ranges: RangeArgs,
     #[command(flatten)]
     pricing: Pricing,
     /// JSON instead of tables.
@@ -257,6 +336,9 @@ struct ServeArgs {
     /// The model file (with weights).
     #[arg(long)]
     model: PathBuf,
+    /// Which garbled-circuit protocol to serve: ring-gc (the server garbles) or client-garbler.
+    #[arg(long, default_value = "ring-gc")]
+    protocol: String,
     /// Address to listen on (port 0 picks a free port; the chosen address is printed).
     #[arg(long)]
     listen: String,
@@ -266,13 +348,9 @@ struct ServeArgs {
     /// Accept only this delivery (default: whatever the client asks for).
     #[arg(long, value_enum)]
     delivery: Option<DeliveryArg>,
-    /// Bound on |input| (real value, after normalization) the split ReLU's ranges are proven
-    /// from; default: the export sidecar's normalization (without either, split is refused).
-    #[arg(long)]
-    input_bound: Option<f64>,
-    /// Use this range h in every split layer (refused if it does not cover the proven bound).
-    #[arg(long)]
-    range_bits: Option<u8>,
+    /// Without --input-bound or the export sidecar, the split ReLU is refused.
+    #[command(flatten)]
+    ranges: RangeArgs,
     #[command(flatten)]
     session: Session,
 }
@@ -290,12 +368,8 @@ struct ClientArgs {
     /// How the client gets its material.
     #[arg(long, value_enum, default_value = "stored")]
     delivery: DeliveryArg,
-    /// ReLU protocol in every layer.
-    #[arg(long, value_enum, default_value = "full")]
-    relu: ReluArg,
-    /// Sign width t of the split ReLU (the server derives each layer's range).
-    #[arg(long, default_value_t = 64)]
-    sign_bits: u8,
+    #[command(flatten)]
+    relu: ReluChoice,
     /// Also compare with the plaintext engine (test harness: needs the weights in --model).
     #[arg(long)]
     check: bool,
@@ -328,7 +402,7 @@ fn load_inputs(
 }
 
 /// Model bytes, its all-ReLU counterpart, and a description.
-fn cost_inputs(args: &CostArgs) -> Result<(Vec<u8>, Vec<u8>, String), SimError> {
+fn cost_inputs(args: &Source) -> Result<(Vec<u8>, Vec<u8>, String), SimError> {
     match (&args.arch, &args.model) {
         (Some(name), None) => {
             let mut spec = arch::spec(name)?;
@@ -356,15 +430,82 @@ fn cost(args: &CostArgs) -> Result<(), SimError> {
     if let Some(d) = args.delivery {
         m = m.with_delivery(d.into());
     }
-    let (bytes, all_bytes, what) = cost_inputs(args)?;
+    let (bytes, all_bytes, what) = cost_inputs(&args.source)?;
     let model = Model::parse(&bytes)?;
-    let m = m.with_relu_plan(args.relu.cost_plan(&model)?);
+    let m = args.relu.price(m, &model)?;
     let report = m.estimate(&model);
     let all = m.estimate(&Model::parse(&all_bytes)?).total;
     if args.json {
         println!("{:#}", report::cost_json(&m, &what, &report, &all));
     } else {
         print!("{}", report::cost_table(&m, &what, &report, &all));
+    }
+    Ok(())
+}
+
+/// `--latency` in microseconds.
+fn parse_latency(text: &str) -> Result<u64, SimError> {
+    pi_core::cost::parse_latency(text).ok_or_else(|| {
+        SimError::Usage(format!(
+            "--latency {text:?}: expected a positive duration such as 2s, 1500ms or 0.5"
+        ))
+    })
+}
+
+fn budget(args: &BudgetArgs) -> Result<(), SimError> {
+    let m = args.pricing.model()?;
+    let source = Source {
+        arch: args.arch.clone(),
+        budget: None,
+        model: args.model.clone(),
+    };
+    let (_, all_bytes, what) = cost_inputs(&source)?;
+    let model = Model::parse(&all_bytes)?;
+    let m = args.relu.price(m, &model)?;
+    let target = LatencyTarget {
+        latency_us: parse_latency(&args.latency)?,
+        include_offline: args.include_offline,
+    };
+    let b = m
+        .budget(&model, target)
+        .map_err(|e| SimError::Usage(format!("{what}: {e}")))?;
+    let at = m.bound_for(&model, b.relus);
+    if args.json {
+        println!("{:#}", report::budget_json(&m, &what, target, &b, &at));
+    } else {
+        print!("{}", report::budget_text(&m, &what, target, &b, &at));
+    }
+    Ok(())
+}
+
+fn compare(args: &CompareArgs) -> Result<(), SimError> {
+    let (bytes, _, what) = cost_inputs(&args.source)?;
+    let model = Model::parse(&bytes)?;
+    let protocols = args
+        .protocols
+        .iter()
+        .map(|name| {
+            Protocol::by_name(name.trim(), args.bits)
+                .map_err(|e| SimError::Usage(format!("--protocols {name}: {e}")))
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    let mut rows = Vec::new();
+    for device in DEVICES {
+        for link in LINKS {
+            for &p in &protocols {
+                let m = CostModel::new(p, device, link);
+                rows.push((m, m.estimate(&model).total));
+            }
+        }
+    }
+    if args.json {
+        let v: Vec<_> = rows
+            .iter()
+            .map(|(m, t)| report::compare_json(m, t))
+            .collect();
+        println!("{:#}", json!({ "model": what, "rows": v }));
+    } else {
+        print!("{}", report::compare_table(&what, &rows));
     }
     Ok(())
 }
@@ -405,11 +546,7 @@ fn matches_model(stats: &protocol_sim::channel::Stats, t: &Totals) -> bool {
 fn run(args: &RunArgs) -> Result<(), SimError> {
     let delivery: Delivery = args.delivery.into();
     let m = args.pricing.model()?.with_delivery(delivery);
-    if !matches!(m.protocol, Protocol::RingGc) {
-        return Err(SimError::Usage(
-            "run simulates the ring-gc protocol only".into(),
-        ));
-    }
+    garbler(m.protocol)?;
     args.session.warn_if_seeded();
     let bytes = read_model(&args.model)?;
     let model = Model::parse(&bytes)?;
@@ -428,9 +565,10 @@ fn run(args: &RunArgs) -> Result<(), SimError> {
         timeout: args.session.timeout()?,
         split_sign_bits: args.relu.split_sign_bits(),
         input_bound: args
-            .relu
+            .ranges
             .input_bound(&model, &args.model, Some(&args.inputs.dataset)),
-        range_bits: args.relu.range_bits,
+        range_bits: args.ranges.range_bits,
+        protocol: m.protocol,
     };
     let inputs: Vec<Vec<i32>> = samples.iter().map(|s| s.input.clone()).collect();
     let started = Instant::now();
@@ -459,7 +597,7 @@ fn run(args: &RunArgs) -> Result<(), SimError> {
             "model": path,
             "samples": n,
             "delivery": delivery.name(),
-            "relu": args.relu.split_sign_bits().map_or("full".to_string(), |t| format!("split, {t} sign bits")),
+            "relu": args.relu.describe(),
             "sign_faults": faults,
             "split_relus": split_relus,
             "reproducible_seed": args.session.seed.is_some(),
@@ -480,13 +618,14 @@ fn run(args: &RunArgs) -> Result<(), SimError> {
         println!("{v:#}");
     } else {
         println!(
-            "{path}: {n} private inferences ({}, {} material), ring-gc, {}",
+            "{path}: {n} private inferences ({}, {} material), {}, {}",
             if args.tcp {
                 "TCP loopback"
             } else {
                 "in-process channel"
             },
             delivery.name(),
+            m.protocol,
             if c.exact_bytes {
                 "measured bytes equal the cost model for every sample"
             } else {
@@ -533,8 +672,26 @@ fn run(args: &RunArgs) -> Result<(), SimError> {
     Ok(())
 }
 
+/// The session function of a protocol `run`, `serve` and `client` can execute.
+fn garbler(protocol: Protocol) -> Result<bool, SimError> {
+    match protocol {
+        Protocol::RingGc => Ok(false),
+        Protocol::ClientGarbler => Ok(true),
+        other => Err(SimError::Usage(format!(
+            "only ring-gc and client-garbler run end to end, not {other}"
+        ))),
+    }
+}
+
 fn serve(args: &ServeArgs) -> Result<(), SimError> {
     args.session.warn_if_seeded();
+    let protocol = Protocol::by_name(&args.protocol, 64)
+        .map_err(|e| SimError::Usage(format!("--protocol {}: {e}", args.protocol)))?;
+    let serve_session = if garbler(protocol)? {
+        protocol_sim::client_garbler::serve
+    } else {
+        session::serve
+    };
     let timeout = args.session.timeout()?;
     let bytes = read_model(&args.model)?;
     let model = Model::parse(&bytes)?;
@@ -552,13 +709,8 @@ fn serve(args: &ServeArgs) -> Result<(), SimError> {
     let mut seen = HashSet::new();
     let options = ServeOptions {
         delivery: args.delivery.map(Delivery::from),
-        input_bound: match args.input_bound {
-            Some(b) => {
-                Some((b.abs() * f64::from(1u32 << model.activation_frac_bits())).ceil() as u64 + 1)
-            }
-            None => protocol_sim::dataset::input_bound(&args.model, model.activation_frac_bits()),
-        },
-        range_bits: args.range_bits,
+        input_bound: args.ranges.input_bound(&model, &args.model, None),
+        range_bits: args.ranges.range_bits,
     };
     let (mut served, mut failed) = (0u64, 0u64);
     while args.sessions.is_none_or(|n| served < n) {
@@ -571,7 +723,7 @@ fn serve(args: &ServeArgs) -> Result<(), SimError> {
             Direction::Down,
         );
         let started = Instant::now();
-        match session::serve(&model, &mut io, &mut entropy, &mut seen, &options) {
+        match serve_session(&model, &mut io, &mut entropy, &mut seen, &options) {
             Ok(log) => {
                 let last = log
                     .inferences
@@ -628,6 +780,11 @@ fn client(args: &ClientArgs) -> Result<(), SimError> {
     let timeout = args.session.timeout()?;
     let delivery: Delivery = args.delivery.into();
     let m = args.pricing.model()?.with_delivery(delivery);
+    let run_client = if garbler(m.protocol)? {
+        protocol_sim::client_garbler::client
+    } else {
+        session::client
+    };
     let bytes = read_model(&args.model)?;
     let full = Model::parse(&bytes)?;
     // The protocol only ever sees the architecture.
@@ -652,15 +809,11 @@ fn client(args: &ClientArgs) -> Result<(), SimError> {
     };
     let inputs: Vec<Vec<i32>> = samples.iter().map(|s| s.input.clone()).collect();
     let started = Instant::now();
-    let split = (args.relu == ReluArg::Split).then_some(args.sign_bits);
-    let outcomes = session::client(&model, &mut io, &mut entropy, delivery, split, &inputs)?;
+    let split = args.relu.split_sign_bits();
+    let outcomes = run_client(&model, &mut io, &mut entropy, delivery, split, &inputs)?;
     let secs = started.elapsed().as_secs_f64();
     // The bytes depend on the sign width only, not on the server's ranges.
-    let plan = match split {
-        Some(t) => ReluPlan::split_with(&model, t, |_| t)
-            .map_err(|e| SimError::Usage(format!("--sign-bits: {e}")))?,
-        None => ReluPlan::full(),
-    };
+    let plan = args.relu.cost_plan(&model)?;
     let report = m.with_relu_plan(plan).estimate(&model);
     let mut exact = true;
     for (i, (o, s)) in outcomes.iter().zip(&samples).enumerate() {
@@ -718,6 +871,8 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match &cli.command {
         Command::Cost(a) => cost(a),
+        Command::Budget(a) => budget(a),
+        Command::Compare(a) => compare(a),
         Command::Run(a) => run(a),
         Command::Serve(a) => serve(a),
         Command::Client(a) => client(a),

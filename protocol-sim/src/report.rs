@@ -2,7 +2,10 @@
 
 use std::fmt::Write as _;
 
-use pi_core::cost::{CostModel, CostReport, LayerCost, Totals, Traffic};
+use pi_core::cost::{
+    Budget, ClientMemory, CostModel, CostReport, LatencyTarget, LayerCost, PartyMemory, Protocol,
+    Totals, Traffic, WorkingSet,
+};
 use serde_json::{Value, json};
 
 use crate::channel::Stats;
@@ -47,6 +50,34 @@ fn layer_json(c: &LayerCost) -> Value {
         "client_storage": c.client_storage,
         "server_storage": c.server_storage,
         "client_cycles": c.client_cycles,
+        "client_offline_cycles": c.client_offline_cycles,
+    })
+}
+
+fn working_json(w: &WorkingSet) -> Value {
+    json!({
+        "bytes": w.bytes,
+        "largest": w.largest.describe(),
+        "largest_bytes": w.largest_bytes,
+    })
+}
+
+fn party_json(m: &PartyMemory) -> Value {
+    json!({
+        "stored": m.stored,
+        "offline_working": working_json(&m.offline),
+        "online_working": working_json(&m.online),
+    })
+}
+
+fn client_memory_json(c: &ClientMemory) -> Value {
+    json!({
+        "memory": party_json(&c.memory),
+        "verdict": c.verdict.name(),
+        "reason": c.reason().to_string(),
+        "online_phase_verdict": c.online_verdict.name(),
+        "ram": c.ram,
+        "flash": c.flash,
     })
 }
 
@@ -67,19 +98,33 @@ pub fn totals_json(t: &Totals) -> Value {
         "client_storage": t.client_storage,
         "server_storage": t.server_storage,
         "client_cycles": t.client_cycles,
+        "client_offline_cycles": t.client_offline_cycles,
         "online_latency_us": t.online_latency_us,
         "offline_latency_us": t.offline_latency_us,
+        "setup_latency_us": t.setup_latency_us,
+        "client_memory": client_memory_json(&t.client_memory),
+        "server_memory": party_json(&t.server_memory),
         "client_material_fits": t.fit.name(),
         "material_delivery": t.delivery.name(),
         "material_streamed_bytes": t.streamed,
     })
 }
 
+/// The protocol as the reports name it, with the split ReLU's sign width when it is priced.
+fn protocol_label(m: &CostModel) -> String {
+    match m.relu.narrowest_split() {
+        Some(t) if m.protocol == Protocol::RingGc => {
+            format!("{} (split ReLU, {t} sign bits)", m.protocol)
+        }
+        _ => m.protocol.to_string(),
+    }
+}
+
 /// A cost report (and its all-ReLU counterpart) as JSON.
 pub fn cost_json(m: &CostModel, what: &str, r: &CostReport, all: &Totals) -> Value {
     json!({
         "model": what,
-        "protocol": m.protocol.to_string(),
+        "protocol": protocol_label(m),
         "device": m.device.name,
         "link": m.link.name,
         "layers": r.layers.iter().map(layer_json).collect::<Vec<_>>(),
@@ -110,7 +155,9 @@ pub fn cost_table(m: &CostModel, what: &str, r: &CostReport, all: &Totals) -> St
     let _ = writeln!(
         out,
         "{what}: protocol {}, device {}, link {}",
-        m.protocol, m.device.name, m.link.name
+        protocol_label(m),
+        m.device.name,
+        m.link.name
     );
     let _ = writeln!(
         out,
@@ -165,9 +212,27 @@ pub fn cost_table(m: &CostModel, what: &str, r: &CostReport, all: &Totals) -> St
             bytes(t.streamed)
         );
     }
-    if t.setup.total() > 0 {
-        let _ = writeln!(out, "one-time setup: {} each way", bytes(t.setup.up));
-    }
+    let _ = writeln!(
+        out,
+        "offline (per inference): {} up, {} down, client {:.1} Mcyc; {}",
+        bytes(t.offline.up),
+        bytes(t.offline.down),
+        t.client_offline_cycles as f64 / 1e6,
+        duration(t.offline_latency_us),
+    );
+    let _ = writeln!(
+        out,
+        "one-time setup (HE keys, base OTs{}): {} up, {} down; {}",
+        if t.setup.down > 100_000 {
+            ", silent-OT bootstrap"
+        } else {
+            ""
+        },
+        bytes(t.setup.up),
+        bytes(t.setup.down),
+        duration(t.setup_latency_us),
+    );
+    memory_lines(&mut out, t);
     let _ = writeln!(
         out,
         "linearization saves {} online bytes ({:.1}x), {} of offline material, {} of online latency",
@@ -175,6 +240,168 @@ pub fn cost_table(m: &CostModel, what: &str, r: &CostReport, all: &Totals) -> St
         all.online.total() as f64 / t.online.total().max(1) as f64,
         bytes(all.offline.total().saturating_sub(t.offline.total())),
         duration(all.online_latency_us.saturating_sub(t.online_latency_us)),
+    );
+    out
+}
+
+fn memory_lines(out: &mut String, t: &Totals) {
+    let c = &t.client_memory;
+    let (m, s) = (&c.memory, &t.server_memory);
+    let _ = writeln!(
+        out,
+        "client memory: stored {}, working set offline {} / online {} (largest: {}): {} ({})",
+        bytes(m.stored),
+        bytes(m.offline.bytes),
+        bytes(m.online.bytes),
+        m.peak_working().1.largest.describe(),
+        c.verdict.name().to_uppercase(),
+        c.reason(),
+    );
+    let _ = writeln!(
+        out,
+        "  online phase alone (preprocessing elsewhere): {}",
+        c.online_verdict.name()
+    );
+    let _ = writeln!(
+        out,
+        "server memory: stored {}, working set offline {} / online {}",
+        bytes(s.stored),
+        bytes(s.offline.bytes),
+        bytes(s.online.bytes),
+    );
+}
+
+fn target_text(target: LatencyTarget) -> String {
+    format!(
+        "{} {}",
+        duration(target.latency_us),
+        if target.include_offline {
+            "online + offline"
+        } else {
+            "online (offline excluded)"
+        }
+    )
+}
+
+/// The `budget` answer as text.
+pub fn budget_text(
+    m: &CostModel,
+    what: &str,
+    target: LatencyTarget,
+    b: &Budget,
+    at: &Totals,
+) -> String {
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "{what}: protocol {}, device {}, link {}, target {}",
+        protocol_label(m),
+        m.device.name,
+        m.link.name,
+        target_text(target)
+    );
+    let _ = writeln!(
+        out,
+        "budget: {} of {} ReLUs (latency bound {}; {}; no ReLU: {})",
+        b.relus,
+        b.relus_total,
+        duration(b.latency_us),
+        match b.next_latency_us {
+            Some(next) => format!("{} ReLUs: {}", b.relus + 1, duration(next)),
+            None => "every ReLU kept".to_string(),
+        },
+        duration(b.floor_us),
+    );
+    let _ = writeln!(
+        out,
+        "at the budget: online {} up / {} down in {} flights, client {:.1} Mcyc online; offline {}; client storage {} ({})",
+        bytes(at.online.up),
+        bytes(at.online.down),
+        at.flights,
+        at.client_cycles as f64 / 1e6,
+        duration(at.offline_latency_us),
+        bytes(at.client_storage),
+        at.delivery.name(),
+    );
+    let _ = writeln!(
+        out,
+        "the bound holds for any placement of the kept ReLUs (priced with every ReLU layer keeping some)"
+    );
+    out
+}
+
+/// The `budget` answer as JSON.
+pub fn budget_json(
+    m: &CostModel,
+    what: &str,
+    target: LatencyTarget,
+    b: &Budget,
+    at: &Totals,
+) -> Value {
+    json!({
+        "model": what,
+        "protocol": protocol_label(m),
+        "device": m.device.name,
+        "link": m.link.name,
+        "target_us": target.latency_us,
+        "include_offline": target.include_offline,
+        "relus": b.relus,
+        "relus_total": b.relus_total,
+        "latency_us": b.latency_us,
+        "next_latency_us": b.next_latency_us,
+        "floor_us": b.floor_us,
+        "at_budget": totals_json(at),
+    })
+}
+
+/// One `compare` row as JSON.
+pub fn compare_json(m: &CostModel, t: &Totals) -> Value {
+    json!({
+        "protocol": protocol_label(m),
+        "device": m.device.name,
+        "link": m.link.name,
+        "total": totals_json(t),
+    })
+}
+
+/// The `compare` table: per device and link, each protocol's client storage, compute and
+/// latency.
+pub fn compare_table(what: &str, rows: &[(CostModel, Totals)]) -> String {
+    let mut out = String::new();
+    let _ = writeln!(out, "{what}: every device and link preset");
+    let _ = writeln!(
+        out,
+        "{:<19} {:<5} {:<15} {:>11} {:>12} {:>12} {:>11} {:>11} {:>11} {:<17}",
+        "device",
+        "link",
+        "protocol",
+        "client mem",
+        "online Mcyc",
+        "offline Mcyc",
+        "online",
+        "offline",
+        "on+off",
+        "online phase"
+    );
+    for (m, t) in rows {
+        let _ = writeln!(
+            out,
+            "{:<19} {:<5} {:<15} {:>11} {:>12.1} {:>12.1} {:>11} {:>11} {:>11} {:<17}",
+            m.device.name,
+            m.link.name,
+            m.protocol.to_string(),
+            bytes(t.client_storage),
+            t.client_cycles as f64 / 1e6,
+            t.client_offline_cycles as f64 / 1e6,
+            duration(t.online_latency_us),
+            duration(t.offline_latency_us),
+            duration(t.latency_us(true)),
+            t.client_memory.online_verdict.name(),
+        );
+    }
+    let _ = writeln!(
+        out,
+        "client mem: material stored between the phases; online phase: the device verdict for the online phase alone (HE preprocessing elsewhere)"
     );
     out
 }

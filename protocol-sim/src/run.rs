@@ -7,11 +7,12 @@ use std::thread;
 use std::time::Duration;
 
 use pi_core::Model;
-use pi_core::cost::Direction;
+use pi_core::cost::{Direction, Protocol};
 use pi_core::share::Delivery;
 
 use crate::SimError;
 use crate::channel::{Meter, Metered, Stats, pipe, tcp_loopback};
+use crate::client_garbler;
 use crate::entropy::Entropy;
 use crate::server::ServerMessage;
 use crate::session::{self, ServeOptions, ServedSession};
@@ -45,6 +46,9 @@ pub struct Options {
     pub input_bound: Option<u64>,
     /// Override of the split ReLU's range `h` (must still cover the proven bound).
     pub range_bits: Option<u8>,
+    /// Which garbled-circuit protocol: [`Protocol::RingGc`] (server garbles) or
+    /// [`Protocol::ClientGarbler`].
+    pub protocol: Protocol,
 }
 
 impl Default for Options {
@@ -58,6 +62,7 @@ impl Default for Options {
             split_sign_bits: None,
             input_bound: None,
             range_bits: None,
+            protocol: Protocol::RingGc,
         }
     }
 }
@@ -133,6 +138,15 @@ pub fn run_session(
     let (mut client_entropy, mut server_entropy) = entropies(options.seed);
     let client_meter = Meter::new(layers, options.capture);
     let server_meter = Meter::new(layers, false);
+    let client_garbler = match options.protocol {
+        Protocol::RingGc => false,
+        Protocol::ClientGarbler => true,
+        other => {
+            return Err(SimError::Usage(format!(
+                "run simulates ring-gc and client-garbler, not {other}"
+            )));
+        }
+    };
 
     let (outcomes, served) = thread::scope(|scope| -> Result<_, SimError> {
         macro_rules! parties {
@@ -140,7 +154,12 @@ pub fn run_session(
                 let (client_end, server_end) = ($client_end, $server_end);
                 let server = scope.spawn(|| {
                     let mut io = Metered::new(server_end, server_meter.clone(), Direction::Down);
-                    session::serve(
+                    let serve = if client_garbler {
+                        client_garbler::serve
+                    } else {
+                        session::serve
+                    };
+                    serve(
                         &server_model,
                         &mut io,
                         &mut server_entropy,
@@ -154,7 +173,12 @@ pub fn run_session(
                 });
                 let client = scope.spawn(|| {
                     let mut io = Metered::new(client_end, client_meter.clone(), Direction::Up);
-                    session::client(
+                    let client = if client_garbler {
+                        client_garbler::client
+                    } else {
+                        session::client
+                    };
+                    client(
                         &client_model,
                         &mut io,
                         &mut client_entropy,

@@ -29,6 +29,9 @@ pub enum ServerMessage {
     ReluLabels,
     /// The server's share of the model output.
     OutputShare,
+    /// Client-garbler protocol: the server's re-share `s_j − p_j` of each kept ReLU of a layer
+    /// (8 B per ReLU), before the client sends its labels.
+    ReluReshare,
 }
 
 /// The server's preprocessed state for one inference.

@@ -83,15 +83,17 @@ pub fn split_plan(
     Ok(plan)
 }
 
-/// Serves one session on `io` for the model `model` (with weights). `seen` holds the session
-/// ids already served: a repeated id is refused, as its material would be reused.
-pub fn serve<S: Read + Write>(
+/// The server's side of the handshake: reads the client's hello, answers with `protocol`'s,
+/// and returns its own hello and the ReLU plan agreed. With `split` the client may choose the
+/// split ReLU (if the server can prove its ranges); without, only the full ReLU is accepted.
+pub(crate) fn accept<S: Read + Write>(
     model: &Model<'_>,
     io: &mut Metered<S>,
-    entropy: &mut Entropy,
     seen: &mut HashSet<SessionId>,
     options: &ServeOptions,
-) -> Result<ServedSession, ProtocolError> {
+    protocol: ProtocolName,
+    split: bool,
+) -> Result<(Hello, ReluPlan), ProtocolError> {
     io.set_kind(Kind::Control);
     let mut bytes = [0u8; HELLO_BYTES];
     io.recv_bytes(&mut bytes)?;
@@ -101,7 +103,7 @@ pub fn serve<S: Read + Write>(
         Err(e) => {
             // Say why before hanging up, in case the peer reads welcomes.
             let ours = Hello::new(
-                PROTOCOL,
+                protocol,
                 model,
                 [0; 16],
                 delivery.unwrap_or(Delivery::Stored),
@@ -111,14 +113,14 @@ pub fn serve<S: Read + Write>(
         }
     };
     let mut ours = Hello::new(
-        PROTOCOL,
+        protocol,
         model,
         theirs.session,
         delivery.unwrap_or(theirs.delivery),
     );
     // The ReLU protocol is the client's choice, if the server can prove the split ReLU's ranges.
     let mut plan = Ok(ReluPlan::full());
-    if theirs.relu == ReluKind::Split {
+    if split && theirs.relu == ReluKind::Split {
         plan = split_plan(model, theirs.sign_bits, options);
         ours = ours.with_split_relu(theirs.sign_bits);
     }
@@ -130,26 +132,38 @@ pub fn serve<S: Read + Write>(
         status = Status::SessionReused;
     }
     io.send_bytes(&ours.encode(Some(status)))?;
-    let plan = match status {
-        Status::Ok => plan.map_err(HandshakeError::Plan)?,
-        Status::Relu => {
+    match status {
+        Status::Ok => Ok((ours, plan.map_err(HandshakeError::Plan)?)),
+        Status::Relu if plan.is_err() => {
             let why = plan
                 .err()
                 .map_or(HandshakeError::Malformed, HandshakeError::Plan);
-            return Err(why.into());
+            Err(why.into())
         }
-        Status::SessionReused => return Err(HandshakeError::SessionReused.into()),
+        Status::SessionReused => Err(HandshakeError::SessionReused.into()),
         _ => {
             let why = ours
                 .check(&theirs)
                 .err()
                 .unwrap_or(HandshakeError::Malformed);
-            return Err(why.into());
+            Err(why.into())
         }
-    };
+    }
+}
+
+/// Serves one session on `io` for the model `model` (with weights). `seen` holds the session
+/// ids already served: a repeated id is refused, as its material would be reused.
+pub fn serve<S: Read + Write>(
+    model: &Model<'_>,
+    io: &mut Metered<S>,
+    entropy: &mut Entropy,
+    seen: &mut HashSet<SessionId>,
+    options: &ServeOptions,
+) -> Result<ServedSession, ProtocolError> {
+    let (ours, plan) = accept(model, io, seen, options, PROTOCOL, true)?;
     session::send_plan(io, model, &plan)?;
     let mut log = ServedSession {
-        session: theirs.session,
+        session: ours.session,
         delivery: ours.delivery,
         plan,
         inferences: Vec::new(),

@@ -8,8 +8,8 @@ use std::collections::HashMap;
 
 use pi_core::Model;
 use pi_core::cost::{
-    BLE, CORTEX_M4_64, CostModel, M4_CHACHA_PER_BYTE, M4_GC_AND_OVERHEAD, M4_SOFT_AES_PER_BLOCK,
-    Protocol,
+    BLE, CORTEX_M4_64, CostModel, M4_CHACHA_PER_BYTE, M4_GC_AND_OVERHEAD,
+    M4_GC_GARBLE_AND_OVERHEAD, M4_SOFT_AES_PER_BLOCK, Protocol,
 };
 use pi_core::share::{Delivery, ReluPlan};
 
@@ -74,6 +74,24 @@ fn the_m4_profile_predicts_the_measured_garbled_relu_within_ten_percent() {
         number(&m, "chacha_insns_per_byte"),
         M4_CHACHA_PER_BYTE
     ));
+    assert!(near(
+        number(&m, "gc_garble_and_overhead_insns"),
+        M4_GC_GARBLE_AND_OVERHEAD
+    ));
+    // A client garbler's garbling of one ReLU (its AES blocks and the other work of its ANDs)
+    // predicts the measured garbling region within 10%.
+    let garble = pi_core::cost::ReluPrice::CLIENT_GARBLER.offline_work;
+    let garble = pi_core::cost::Work {
+        chacha_bytes: 0,
+        word_ops: 0,
+        ..garble
+    }
+    .cycles(&CORTEX_M4_64) as f64;
+    let measured = number(&m, "garble_insns_calibration");
+    assert!(
+        (garble - measured).abs() <= 0.10 * measured,
+        "garbling: model {garble} vs measured {measured}"
+    );
     // Bytes and flights on the device are the cost model's, exactly.
     let t = costs.estimate(&model).total;
     assert_eq!(number(&m, "bytes_up") as u64, t.online.up);

@@ -176,6 +176,25 @@ fn random_models_agree_on_argmax_for_999_in_1000_samples() {
     );
 }
 
+/// One private inference of random model `m` against plaintext: within the bound, and the
+/// argmax agrees wherever the plaintext top two are more than twice the bound apart (truncation
+/// may legitimately swap a near-tie). Returns whether the argmax agrees.
+fn check_within_tolerance(r: &Inference, tolerance: u64, m: usize) -> bool {
+    assert!(
+        r.max_abs_diff() <= tolerance,
+        "model {m}: diff {} > bound {tolerance}",
+        r.max_abs_diff()
+    );
+    let mut sorted = r.plain.clone();
+    sorted.sort_unstable_by(|a, b| b.cmp(a));
+    let margin =
+        (sorted[0] as i64 - sorted.get(1).copied().unwrap_or(i32::MIN) as i64).unsigned_abs();
+    if margin > 2 * tolerance {
+        assert!(r.argmax_agrees(), "model {m}: decisive sample disagrees");
+    }
+    r.argmax_agrees()
+}
+
 fn random_input(rng: &mut Rng, n: usize) -> Vec<i32> {
     (0..n).map(|_| rng.range(-2048, 2048) as i32).collect()
 }
@@ -216,23 +235,9 @@ fn random_models_reconstruct_within_tolerance_and_match_the_cost_model() {
         for s in 0..3 {
             let input = random_input(&mut rng, model.input_shape().elements());
             let r = infer(&bytes, &input, (m * 10 + s) as u64, Mode::Channel, false).unwrap();
-            assert!(
-                r.max_abs_diff() <= tolerance,
-                "model {m}: diff {} > bound {tolerance}",
-                r.max_abs_diff()
-            );
             check_against_cost_model(&bytes, &r);
             runs += 1;
-            agree += usize::from(r.argmax_agrees());
-            // Where the plaintext top two are within twice the tolerance, truncation may
-            // legitimately swap them; everywhere else the argmax must agree.
-            let mut sorted = r.plain.clone();
-            sorted.sort_unstable_by(|a, b| b.cmp(a));
-            let margin = (sorted[0] as i64 - sorted.get(1).copied().unwrap_or(i32::MIN) as i64)
-                .unsigned_abs();
-            if margin > 2 * tolerance {
-                assert!(r.argmax_agrees(), "model {m}: decisive sample disagrees");
-            }
+            agree += usize::from(check_within_tolerance(&r, tolerance, m));
         }
     }
     // Random tiny models produce near-ties (top two within a few LSBs) that the ±1 LSB
@@ -677,4 +682,168 @@ fn split_relu_ot_correlations_are_never_reused() {
         }
     }
     assert!(pairs > 10);
+}
+
+/// One client-garbler inference with reproducible randomness; also what the server logged.
+fn client_garbler(
+    bytes: &[u8],
+    input: &[i32],
+    seed: u64,
+    delivery: Delivery,
+    mode: Mode,
+) -> (Inference, protocol_sim::session::ServedSession) {
+    let options = Options {
+        seed: Some(seed),
+        mode,
+        delivery,
+        protocol: Protocol::ClientGarbler,
+        ..Options::default()
+    };
+    let (mut results, served) = run_session(bytes, &[input.to_vec()], &options).unwrap();
+    (results.pop().unwrap(), served)
+}
+
+/// The client-garbler run against its cost model: every layer's online bytes, the flights, and
+/// the preprocessing the channel carried: circuits up (7 080 B per kept ReLU), the client's
+/// linear shares down (its whole storage: nothing per ReLU).
+fn check_client_garbler_bytes(
+    bytes: &[u8],
+    r: &Inference,
+    served: &protocol_sim::session::ServedSession,
+    delivery: Delivery,
+) {
+    let model = Model::parse(bytes).unwrap();
+    let report = CostModel::new(Protocol::ClientGarbler, CORTEX_M4_64, LTE)
+        .with_delivery(delivery)
+        .estimate(&model);
+    assert_eq!(r.stats.total, report.total.online, "total online bytes");
+    assert_eq!(r.stats.flights, report.total.flights, "flights");
+    for c in report.layers.iter() {
+        assert_eq!(r.stats.per_layer[c.index], c.online, "layer {}", c.index);
+    }
+    let kept = model.relu_count().kept;
+    let circuit = pi_core::share::client_garbler::CIRCUIT_BYTES as u64;
+    assert_eq!(served.material.up, kept * circuit);
+    let stored = match delivery {
+        Delivery::Stored => report.total.client_storage,
+        Delivery::Streamed => 0,
+    };
+    assert_eq!(served.material.down, stored);
+    assert_eq!(
+        report
+            .layers
+            .iter()
+            .filter(|c| c.relus_kept > 0)
+            .map(|c| c.client_storage)
+            .sum::<u64>(),
+        0
+    );
+}
+
+#[test]
+fn client_garbler_random_models_reconstruct_within_tolerance_and_match_the_cost_model() {
+    let mut rng = Rng::new(0xc1a5);
+    let (mut runs, mut agree) = (0, 0);
+    for m in 0..30 {
+        let bytes = random_model(&mut rng);
+        let model = Model::parse(&bytes).unwrap();
+        let tolerance = output_tolerance(&model);
+        for s in 0..2 {
+            let delivery = if s == 0 {
+                Delivery::Stored
+            } else {
+                Delivery::Streamed
+            };
+            let input = random_input(&mut rng, model.input_shape().elements());
+            let (r, served) =
+                client_garbler(&bytes, &input, (m * 10 + s) as u64, delivery, Mode::Channel);
+            check_client_garbler_bytes(&bytes, &r, &served, delivery);
+            runs += 1;
+            agree += usize::from(check_within_tolerance(&r, tolerance, m));
+        }
+    }
+    // Tiny random models have near-ties (top two a few LSBs apart) that ±1 LSB truncation may
+    // swap: allowed above, and rare (2 of 60 with these seeds).
+    assert!(agree * 100 >= runs * 95, "argmax agreed on {agree}/{runs}");
+}
+
+#[test]
+fn client_garbler_exported_model_matches_plaintext_on_digits() {
+    let bytes = std::fs::read(EXPORTED).expect("firmware-example/model/model.pic is committed");
+    let model = Model::parse(&bytes).unwrap();
+    let target = Target {
+        elements: model.input_shape().elements(),
+        frac_bits: model.activation_frac_bits(),
+        model_path: Some(std::path::Path::new(EXPORTED)),
+    };
+    let samples = dataset::load("digits", 3, 0, target).unwrap();
+    let tolerance = output_tolerance(&model);
+    for (i, s) in samples.iter().enumerate() {
+        let mode = if i == 0 { Mode::Tcp } else { Mode::Channel };
+        let (r, served) = client_garbler(&bytes, &s.input, i as u64, Delivery::Stored, mode);
+        assert!(r.argmax_agrees(), "sample {i}");
+        assert!(r.max_abs_diff() <= tolerance && r.max_abs_diff() < 64);
+        check_client_garbler_bytes(&bytes, &r, &served, Delivery::Stored);
+        // The server sends re-shares and its output share online, nothing else.
+        assert!(
+            r.server_sent
+                .iter()
+                .all(|(k, _)| matches!(k, ServerMessage::ReluReshare | ServerMessage::OutputShare))
+        );
+    }
+    // The same inference as server-garbler gives the same plaintext, and the client garbler's
+    // storage is the linear shares alone.
+    let ring = CostModel::new(Protocol::RingGc, CORTEX_M4_64, LTE)
+        .estimate(&model)
+        .total;
+    let cg = CostModel::new(Protocol::ClientGarbler, CORTEX_M4_64, LTE)
+        .estimate(&model)
+        .total;
+    assert_eq!(
+        ring.client_storage - cg.client_storage,
+        model.relu_count().kept * 8104
+    );
+}
+
+#[test]
+fn a_client_garbler_and_a_server_garbler_stop_at_the_handshake() {
+    use pi_core::share::{HandshakeError, ProtocolError};
+    use protocol_sim::channel::{Meter, Metered, pipe};
+    use protocol_sim::entropy::Entropy;
+    let bytes = std::fs::read(EXPORTED).expect("firmware-example/model/model.pic is committed");
+    let model = Model::parse(&bytes).unwrap();
+    let arch = architecture_only(&model).unwrap();
+    let client_model = Model::parse(&arch).unwrap();
+    let (c, s) = pipe(std::time::Duration::from_secs(10));
+    let (client, server) = std::thread::scope(|scope| {
+        let server = scope.spawn(|| {
+            let mut io = Metered::new(s, Meter::new(8, false), Direction::Down);
+            protocol_sim::session::serve(
+                &model,
+                &mut io,
+                &mut Entropy::reproducible(1, 1),
+                &mut Default::default(),
+                &Default::default(),
+            )
+        });
+        let mut io = Metered::new(c, Meter::new(8, false), Direction::Up);
+        let client = protocol_sim::client_garbler::client(
+            &client_model,
+            &mut io,
+            &mut Entropy::reproducible(1, 0),
+            Delivery::Stored,
+            None,
+            &[vec![0; 64]],
+        );
+        (client, server.join().unwrap())
+    });
+    let err = client.unwrap_err().to_string();
+    assert!(
+        err.contains("protocol ring-gc on the peer, client-garbler here"),
+        "{err}"
+    );
+    assert!(matches!(
+        server,
+        Err(ProtocolError::Handshake(HandshakeError::Protocol { .. }))
+    ));
 }

@@ -19,14 +19,27 @@ pub enum Budget {
     Fraction(f64),
 }
 
+/// A budget the model cannot take.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error(
+    "budget of {budget} ReLUs exceeds the model's {total} ReLUs: give at most {total} or a share such as 10%"
+)]
+pub struct BudgetTooLarge {
+    /// The budget asked for.
+    pub budget: usize,
+    /// ReLUs of the model.
+    pub total: usize,
+}
+
 impl Budget {
-    /// The budget in ReLUs for a model with `total` ReLUs (at least 1, at most `total`).
-    pub fn resolve(self, total: usize) -> usize {
-        let b = match self {
-            Self::Absolute(n) => n,
-            Self::Fraction(f) => (f * total as f64).round() as usize,
-        };
-        b.clamp(1, total.max(1))
+    /// The budget in ReLUs for a model with `total` ReLUs: at least 1; an absolute budget above
+    /// `total` is an error (a silent clamp would run a different experiment than asked).
+    pub fn resolve(self, total: usize) -> Result<usize, BudgetTooLarge> {
+        match self {
+            Self::Absolute(n) if n > total => Err(BudgetTooLarge { budget: n, total }),
+            Self::Absolute(n) => Ok(n.max(1)),
+            Self::Fraction(f) => Ok(((f * total as f64).round() as usize).clamp(1, total.max(1))),
+        }
     }
 }
 
@@ -207,8 +220,15 @@ mod tests {
         assert!("0".parse::<Budget>().is_err());
         assert!("150%".parse::<Budget>().is_err());
         assert!("x".parse::<Budget>().is_err());
-        assert_eq!(Budget::Fraction(0.1).resolve(15_872), 1587);
-        assert_eq!(Budget::Absolute(99_999).resolve(100), 100);
+        assert_eq!(Budget::Fraction(0.1).resolve(15_872), Ok(1587));
+        assert_eq!(Budget::Absolute(100).resolve(100), Ok(100));
+        let err = Budget::Absolute(999_999_999)
+            .resolve(1536)
+            .expect_err("too large");
+        assert!(
+            err.to_string().contains("exceeds the model's 1536 ReLUs"),
+            "{err}"
+        );
         assert_eq!(floor_of(1000), 970);
         assert_eq!(floor_of(101), 98);
     }

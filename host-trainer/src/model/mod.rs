@@ -15,7 +15,7 @@ use burn::tensor::Tensor;
 use serde::{Deserialize, Serialize};
 
 pub use net::Net;
-pub use spec::{Chw, NetSpec, ReluSite, SpecError};
+pub use spec::{Chw, NetSpec, ReluSite, SpecError, Stage, StageKind};
 
 /// An architecture family (its width is given separately).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -173,6 +173,24 @@ mod tests {
         assert_eq!(sites[0].shape.len(), 65_536);
         // SNL variant (no stem ReLU): 491,520.
         assert_eq!(spec.total_relus() - sites[0].shape.len(), 491_520);
+        // Stem + 4 stages of 2 blocks of 2 ReLUs; the stage outputs are the last post-add ReLUs.
+        let stages = spec.stages();
+        let names: Vec<&str> = stages.iter().map(|s| s.name.as_str()).collect();
+        assert_eq!(names, ["stem", "layer1", "layer2", "layer3", "layer4"]);
+        assert!(stages[1..].iter().all(|s| s.sites.len() == 4));
+        assert_eq!(
+            sites[stages[4].output_site().unwrap()].name,
+            "layer4.1.relu2"
+        );
+        assert_eq!(
+            (
+                sites[0].block,
+                sites[1].block,
+                sites[2].block,
+                sites[3].block
+            ),
+            (None, Some(0), Some(0), Some(1))
+        );
         assert_eq!(spec.output(), Chw { c: 10, h: 1, w: 1 });
     }
 

@@ -8,8 +8,11 @@
 //!
 //! Each block: conv3x3+BN, ReLU, conv3x3+BN, add shortcut, ReLU. The shortcut is the identity, or
 //! a 1x1 strided conv+BN where the shape changes. One ReLU after the stem.
+//!
+//! Stages are declared (`stem`, `layer1`, ...) and so is every block, for the linearization
+//! methods that work per stage (DeepReDuce, SENet's attention transfer) or per block.
 
-use super::spec::{Chw, NetSpec, SpecBuilder, SpecError};
+use super::spec::{Chw, NetSpec, SpecBuilder, SpecError, StageKind};
 
 /// Blocks per stage for `depth`, or `None` if the depth is not in the family.
 pub fn stages(depth: usize) -> Option<Vec<usize>> {
@@ -37,11 +40,14 @@ pub fn spec(input: Chw, depth: usize, width: usize, classes: usize) -> Result<Ne
         ));
     };
     let mut b = SpecBuilder::new(arch, input);
+    b.stage("stem", StageKind::Stem);
     b.conv("stem.conv", width, 3, 1, 1, true)?;
     b.relu("stem.relu")?;
     for (s, &n) in blocks.iter().enumerate() {
         let channels = width << s;
+        b.stage(&format!("layer{}", s + 1), StageKind::Body);
         for i in 0..n {
+            b.block();
             let stride = if s > 0 && i == 0 { 2 } else { 1 };
             let p = format!("layer{}.{i}", s + 1);
             let block_in = b.current();

@@ -2,6 +2,12 @@
 //! format, so one interpreter runs every architecture in burn and one exporter writes them all.
 //!
 //! Tensor ids follow pi-core: 0 is the model input, step `i` (0-based) produces tensor `i + 1`.
+//!
+//! This is the one place a model is described for the whole crate: the steps (what runs), the
+//! shapes (inferred once by [`SpecBuilder`]), the ReLU sites (where masks go, [`NetSpec::relu_sites`])
+//! and the grouping the linearization methods need ([`NetSpec::stages`]: stages of the network and the
+//! residual blocks inside them). [`crate::model::Net`] runs a spec in burn, [`crate::export`] writes
+//! it to pi-core, and an importer only has to build a `NetSpec`.
 
 use serde::{Deserialize, Serialize};
 
@@ -99,6 +105,54 @@ pub struct NetSpec {
     pub steps: Vec<Step>,
     /// Shape of every tensor: `shapes[0]` is the input, `shapes[i + 1]` the output of step `i`.
     pub shapes: Vec<Chw>,
+    /// Declared stages, in step order (each runs from its `first_step` to the next stage's).
+    /// Empty when the builder declared none: then every ReLU site is a stage of its own.
+    #[serde(default)]
+    pub stage_marks: Vec<StageMark>,
+    /// First step of every residual block, in order (empty: no blocks).
+    #[serde(default)]
+    pub block_marks: Vec<usize>,
+}
+
+/// What a stage is, for the methods that treat stages differently.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum StageKind {
+    /// The stem (the layers before the first residual stage). Attention transfer skips it, as
+    /// SENet's stage-2 distillation uses the residual stage outputs only.
+    Stem,
+    /// A body stage (a residual stage, or one ReLU layer of a plain CNN).
+    Body,
+}
+
+/// The start of a declared stage.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StageMark {
+    /// Stage name (`stem`, `layer1`, ...).
+    pub name: String,
+    /// Stem or body.
+    pub kind: StageKind,
+    /// Index of the stage's first step.
+    pub first_step: usize,
+}
+
+/// A stage of the network with its ReLU sites: the unit of DeepReDuce's criticality and of
+/// SENet's attention transfer (at the stage output).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Stage {
+    /// Stage name.
+    pub name: String,
+    /// Stem or body.
+    pub kind: StageKind,
+    /// Indices (into [`NetSpec::relu_sites`]) of the stage's ReLU sites, in order.
+    pub sites: Vec<usize>,
+}
+
+impl Stage {
+    /// The site whose output leaves the stage (its last ReLU site).
+    pub fn output_site(&self) -> Option<usize> {
+        self.sites.last().copied()
+    }
 }
 
 /// One ReLU site: a layer of masked activations.
@@ -110,6 +164,8 @@ pub struct ReluSite {
     pub step: usize,
     /// Activation shape (one mask element per value).
     pub shape: Chw,
+    /// The residual block the site belongs to (index into the blocks), if any.
+    pub block: Option<usize>,
 }
 
 impl NetSpec {
@@ -123,7 +179,56 @@ impl NetSpec {
                 name: s.name.clone(),
                 step: i,
                 shape: self.shapes[i + 1],
+                block: self.block_of(i),
             })
+            .collect()
+    }
+
+    /// The block containing step `step`: the last block that starts at or before it and does
+    /// not start before the stage containing `step`.
+    fn block_of(&self, step: usize) -> Option<usize> {
+        let stage_start = self
+            .stage_marks
+            .iter()
+            .rev()
+            .find(|m| m.first_step <= step)
+            .map_or(0, |m| m.first_step);
+        let b = self.block_marks.iter().rposition(|&f| f <= step)?;
+        (self.block_marks[b] >= stage_start).then_some(b)
+    }
+
+    /// The stages and their ReLU sites. Without declared stages, every ReLU site is a body stage
+    /// of its own (plain CNNs, imported graphs).
+    pub fn stages(&self) -> Vec<Stage> {
+        let sites = self.relu_sites();
+        if self.stage_marks.is_empty() {
+            return sites
+                .iter()
+                .enumerate()
+                .map(|(i, s)| Stage {
+                    name: s.name.clone(),
+                    kind: StageKind::Body,
+                    sites: vec![i],
+                })
+                .collect();
+        }
+        self.stage_marks
+            .iter()
+            .enumerate()
+            .map(|(k, m)| {
+                let end = self
+                    .stage_marks
+                    .get(k + 1)
+                    .map_or(usize::MAX, |n| n.first_step);
+                Stage {
+                    name: m.name.clone(),
+                    kind: m.kind,
+                    sites: (0..sites.len())
+                        .filter(|&i| (m.first_step..end).contains(&sites[i].step))
+                        .collect(),
+                }
+            })
+            .filter(|s| !s.sites.is_empty())
             .collect()
     }
 
@@ -186,6 +291,8 @@ impl SpecBuilder {
                 input,
                 steps: vec![],
                 shapes: vec![input],
+                stage_marks: vec![],
+                block_marks: vec![],
             },
             current: 0,
         }
@@ -337,6 +444,22 @@ impl SpecBuilder {
         self.push(name, Op::Add { other })
     }
 
+    /// Starts a stage: the next step and all after it, up to the next `stage` call, belong to it.
+    pub fn stage(&mut self, name: &str, kind: StageKind) -> &mut Self {
+        self.spec.stage_marks.push(StageMark {
+            name: name.to_string(),
+            kind,
+            first_step: self.spec.steps.len(),
+        });
+        self
+    }
+
+    /// Starts a residual block: the next step is its first (DeepReDuce thins ReLUs per block).
+    pub fn block(&mut self) -> &mut Self {
+        self.spec.block_marks.push(self.spec.steps.len());
+        self
+    }
+
     /// The finished network.
     pub fn finish(self) -> NetSpec {
         self.spec
@@ -361,6 +484,50 @@ mod tests {
         assert_eq!(spec.total_relus(), 256);
         assert_eq!(spec.relu_sites()[0].step, 1);
         assert_eq!(spec.last_uses()[r], Some(2));
+    }
+
+    #[test]
+    fn stages_and_blocks_group_the_relu_sites() {
+        let mut b = SpecBuilder::new("t", Chw { c: 1, h: 4, w: 4 });
+        b.stage("stem", StageKind::Stem);
+        b.conv("c0", 2, 3, 1, 1, true).unwrap();
+        b.relu("r0").unwrap();
+        b.stage("s1", StageKind::Body);
+        let input = b.current();
+        b.block();
+        b.conv("c1", 2, 3, 1, 1, true).unwrap();
+        b.relu("r1").unwrap();
+        b.conv("c2", 2, 3, 1, 1, true).unwrap();
+        b.add("a", input).unwrap();
+        b.relu("r2").unwrap();
+        let spec = b.finish();
+        let sites = spec.relu_sites();
+        assert_eq!(
+            sites.iter().map(|s| s.block).collect::<Vec<_>>(),
+            vec![None, Some(0), Some(0)]
+        );
+        let stages = spec.stages();
+        assert_eq!(stages.len(), 2);
+        assert_eq!(
+            (stages[0].kind, stages[0].sites.clone()),
+            (StageKind::Stem, vec![0])
+        );
+        assert_eq!(stages[1].sites, vec![1, 2]);
+        assert_eq!(stages[1].output_site(), Some(2));
+
+        // Undeclared: one stage per ReLU site.
+        let mut b = SpecBuilder::new("t", Chw { c: 1, h: 4, w: 4 });
+        b.conv("c", 2, 3, 1, 1, true).unwrap();
+        b.relu("r").unwrap();
+        b.flatten("f").unwrap();
+        b.linear("l", 3).unwrap();
+        b.relu("r2").unwrap();
+        let stages = b.finish().stages();
+        assert_eq!(stages.len(), 2);
+        assert_eq!(
+            (stages[1].name.as_str(), stages[1].sites.clone()),
+            ("r2", vec![1])
+        );
     }
 
     #[test]

@@ -1,6 +1,7 @@
 //! Checkpoint files: model + optimizer + progress in one file, written atomically and checked
 //! on read, so an interrupted run resumes from its last complete epoch and a damaged file is
-//! reported as such instead of loading garbage.
+//! reported as such instead of loading garbage. The one checkpoint code of the crate: training
+//! runs store a [`TrainState`], linearization runs their own progress (any serde type).
 //!
 //! Layout: `b"HTCKPT01"`, three little-endian u64 lengths (state JSON, model burnpack,
 //! optimizer burnpack), the three blobs, then the FNV-1a 64 hash of everything before it.
@@ -8,6 +9,11 @@
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
+use burn::module::Module;
+use burn::optim::ModuleOptimizer;
+use burn::store::ModuleRecord;
+use burn::tensor::Bytes;
+use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
 const MAGIC: &[u8; 8] = b"HTCKPT01";
@@ -23,11 +29,11 @@ pub struct TrainState {
     pub best_epoch: usize,
 }
 
-/// A checkpoint's content.
+/// A checkpoint's content: progress of type `S`, the model and the optimizer.
 #[derive(Debug, Clone)]
-pub struct Checkpoint {
+pub struct Checkpoint<S = TrainState> {
     /// Progress.
-    pub state: TrainState,
+    pub state: S,
     /// Model parameters (burnpack bytes).
     pub model: Vec<u8>,
     /// Optimizer state (burnpack bytes).
@@ -78,10 +84,58 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     std::fs::rename(&tmp, path)
 }
 
-impl Checkpoint {
+/// A module's parameters as burnpack bytes.
+pub fn module_bytes<M: Module>(module: &M) -> anyhow::Result<Vec<u8>> {
+    let bytes = module
+        .clone()
+        .into_record()
+        .into_bytes()
+        .map_err(|e| anyhow::anyhow!("serialising parameters: {e}"))?;
+    Ok(bytes.to_vec())
+}
+
+/// `template` with the parameters of burnpack `bytes` (shapes must match).
+pub fn module_from_bytes<M: Module>(template: M, bytes: Vec<u8>) -> anyhow::Result<M> {
+    let record = ModuleRecord::from_bytes(Bytes::from_bytes_vec(bytes))
+        .map_err(|e| anyhow::anyhow!("parameters: {e}"))?;
+    template
+        .try_load_record(record)
+        .map_err(|e| anyhow::anyhow!("parameters do not fit the model: {e}"))
+}
+
+impl<S: Serialize + DeserializeOwned> Checkpoint<S> {
+    /// A checkpoint of `state`, `model` and `optim` as they are now.
+    pub fn capture<M: Module>(
+        state: S,
+        model: &M,
+        optim: &ModuleOptimizer,
+    ) -> anyhow::Result<Self> {
+        let optimizer = optim
+            .into_bytes()
+            .map_err(|e| anyhow::anyhow!("optimizer state: {e}"))?
+            .to_vec();
+        Ok(Self {
+            state,
+            model: module_bytes(model)?,
+            optimizer,
+        })
+    }
+
+    /// The saved model, loaded into `template`.
+    pub fn restore_model<M: Module>(&self, template: M) -> anyhow::Result<M> {
+        module_from_bytes(template, self.model.clone())
+    }
+
+    /// The saved optimizer state, loaded into `fresh` (an optimizer of the same configuration).
+    pub fn restore_optimizer(&self, fresh: ModuleOptimizer) -> anyhow::Result<ModuleOptimizer> {
+        fresh
+            .from_bytes(Bytes::from_bytes_vec(self.optimizer.clone()))
+            .map_err(|e| anyhow::anyhow!("checkpoint optimizer state: {e}"))
+    }
+
     /// Serialises the checkpoint.
     pub fn to_bytes(&self) -> Vec<u8> {
-        let state = serde_json::to_vec(&self.state).expect("TrainState serialises");
+        let state = serde_json::to_vec(&self.state).expect("run states serialise to JSON");
         let mut out =
             Vec::with_capacity(48 + state.len() + self.model.len() + self.optimizer.len());
         out.extend_from_slice(MAGIC);
@@ -175,7 +229,7 @@ mod tests {
         let dir = tempfile::tempdir().expect("tempdir");
         let p = dir.path().join("c.ckpt");
         sample().save(&p).expect("save");
-        let back = Checkpoint::load(&p).expect("load");
+        let back = Checkpoint::<TrainState>::load(&p).expect("load");
         assert_eq!(back.state, sample().state);
         assert_eq!((back.model, back.optimizer), (vec![1, 2, 3], vec![4, 5]));
         assert!(!dir.path().join("c.ckpt.tmp").exists());
@@ -189,11 +243,11 @@ mod tests {
             let mut b = bytes.clone();
             b[i] ^= 0x10;
             assert!(
-                Checkpoint::from_bytes(&b, p).is_err(),
+                Checkpoint::<TrainState>::from_bytes(&b, p).is_err(),
                 "flip at {i} undetected"
             );
             assert!(
-                Checkpoint::from_bytes(&bytes[..i], p).is_err(),
+                Checkpoint::<TrainState>::from_bytes(&bytes[..i], p).is_err(),
                 "truncation at {i}"
             );
         }
@@ -201,7 +255,8 @@ mod tests {
 
     #[test]
     fn missing_is_its_own_error() {
-        let err = Checkpoint::load(Path::new("/nonexistent/x.ckpt")).expect_err("missing");
+        let err =
+            Checkpoint::<TrainState>::load(Path::new("/nonexistent/x.ckpt")).expect_err("missing");
         assert!(matches!(err, CheckpointError::Missing(_)), "{err}");
     }
 }

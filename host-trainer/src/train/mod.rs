@@ -7,6 +7,7 @@
 
 pub mod checkpoint;
 pub mod config;
+pub mod epoch;
 pub mod evaluate;
 pub mod progress;
 pub mod run_dir;
@@ -14,25 +15,25 @@ pub mod run_dir;
 use std::fmt::Write as _;
 use std::io::Write as _;
 use std::path::Path;
-use std::time::Instant;
 
 use anyhow::{Context, Result, bail};
 use burn::module::Module;
-use burn::nn::loss::CrossEntropyLossConfig;
+use burn::nn::loss::{CrossEntropyLoss, CrossEntropyLossConfig};
 use burn::optim::decay::WeightDecayConfig;
+use burn::optim::lr_scheduler::module_lr_scheduler::ModuleLearningRate;
 use burn::optim::momentum::MomentumConfig;
-use burn::optim::{AdamConfig, GradientsParams, ModuleOptimizer, SgdConfig};
-use burn::tensor::{Bytes, Device};
+use burn::optim::{AdamConfig, ModuleOptimizer, SgdConfig};
+use burn::tensor::{Device, Tensor};
 use serde::{Deserialize, Serialize};
 
 pub use checkpoint::{Checkpoint, CheckpointError, TrainState};
 pub use config::{OptimizerKind, TrainConfig};
 pub use run_dir::RunDir;
 
-use crate::data::batch::Batch;
 use crate::data::{self, ImageSet, split};
 use crate::model::{Net, relu_table};
 use crate::rng::Rng;
+use epoch::{EpochData, Objective, TrainBatch, run_epoch, steps_per_epoch};
 use evaluate::{Score, score};
 use progress::RunLog;
 
@@ -95,13 +96,14 @@ pub(crate) fn load_data(cfg: &TrainConfig) -> Result<RunData> {
     })
 }
 
-fn make_optimizer(cfg: &TrainConfig) -> ModuleOptimizer {
-    let wd = (cfg.weight_decay > 0.0).then(|| WeightDecayConfig::new(cfg.weight_decay as f32));
-    match cfg.optimizer {
+/// An optimizer: SGD with momentum (no dampening) or Adam, with L2 weight decay if non-zero.
+pub fn make_optimizer(kind: OptimizerKind, momentum: f64, weight_decay: f64) -> ModuleOptimizer {
+    let wd = (weight_decay > 0.0).then(|| WeightDecayConfig::new(weight_decay as f32));
+    match kind {
         OptimizerKind::Sgd => SgdConfig::new()
             .with_momentum(Some(
                 MomentumConfig::new()
-                    .with_momentum(cfg.momentum)
+                    .with_momentum(momentum)
                     .with_dampening(0.0),
             ))
             .with_weight_decay(wd)
@@ -110,22 +112,20 @@ fn make_optimizer(cfg: &TrainConfig) -> ModuleOptimizer {
     }
 }
 
+/// Files a training run writes before its first checkpoint: a folder holding only these may be
+/// started over.
+const TRAIN_FILES: &[&str] = &["config.json", "train.log", "metrics.csv"];
+
 /// Starts a new run in `run_dir` (created if needed). Fails if the folder already holds a run
-/// with a checkpoint: use [`resume`] to continue it.
+/// with a checkpoint (use [`resume`] to continue it) or anything that is not a run.
 pub fn train(cfg: &TrainConfig, run_dir: &Path, opts: &RunOptions) -> Result<TrainSummary> {
     let run = RunDir::new(run_dir);
-    // A folder whose run never finished an epoch (e.g. the dataset was missing) has nothing
-    // to lose: starting over in it is allowed.
-    if run.checkpoint().exists() {
-        bail!(
-            "{} already holds a run: continue it with `train --resume --out {0}` or choose another --out",
-            run_dir.display()
-        );
-    }
     if cfg.epochs == 0 || cfg.batch_size < 2 {
         bail!("need epochs >= 1 and batch size >= 2 (BatchNorm needs two samples)");
     }
-    std::fs::create_dir_all(run_dir).with_context(|| format!("creating {}", run_dir.display()))?;
+    // A folder whose run never finished an epoch (e.g. the dataset was missing) has nothing
+    // to lose: starting over in it is allowed.
+    run.claim_for_new_run("train", TRAIN_FILES, |run| run.read_config().map(drop))?;
     let json = serde_json::to_string_pretty(cfg)?;
     checkpoint::write_atomic(&run.config(), json.as_bytes())?;
     run_epochs(cfg, &run, None, opts)
@@ -135,7 +135,7 @@ pub fn train(cfg: &TrainConfig, run_dir: &Path, opts: &RunOptions) -> Result<Tra
 pub fn resume(run_dir: &Path, epochs: Option<usize>, opts: &RunOptions) -> Result<TrainSummary> {
     let run = RunDir::new(run_dir);
     let mut cfg = run.read_config()?;
-    let ckpt = Checkpoint::load(&run.checkpoint())?;
+    let ckpt = Checkpoint::<TrainState>::load(&run.checkpoint())?;
     if let Some(e) = epochs {
         if e < ckpt.state.epochs_done {
             bail!(
@@ -156,7 +156,7 @@ pub fn resume(run_dir: &Path, epochs: Option<usize>, opts: &RunOptions) -> Resul
 
 /// Keeps the header and the rows of epochs `<= epochs_done` (rows written after the last
 /// checkpoint belong to an epoch that will be re-run).
-fn trim_metrics(path: &Path, epochs_done: usize) -> Result<()> {
+pub(crate) fn trim_metrics(path: &Path, epochs_done: usize) -> Result<()> {
     let Ok(text) = std::fs::read_to_string(path) else {
         return Ok(());
     };
@@ -202,17 +202,18 @@ fn run_epochs(
     ));
 
     let mut model = Net::seeded(&spec, &device, cfg.seed);
-    let mut optim = make_optimizer(cfg);
+    let fresh_optimizer = || make_optimizer(cfg.optimizer, cfg.momentum, cfg.weight_decay);
+    let mut optim = fresh_optimizer();
     let mut state = TrainState {
         epochs_done: 0,
         best_val_acc: -1.0,
         best_epoch: 0,
     };
     if let Some(ckpt) = ckpt {
-        model = run_dir::model_from_bytes(&spec, ckpt.model, &device)?;
-        optim = optim
-            .from_bytes(Bytes::from_bytes_vec(ckpt.optimizer))
-            .map_err(|e| anyhow::anyhow!("checkpoint optimizer state: {e}"))?;
+        model = ckpt
+            .restore_model(Net::new(&spec, &device))
+            .with_context(|| format!("checkpoint of {}", spec.arch))?;
+        optim = ckpt.restore_optimizer(fresh_optimizer())?;
         state = ckpt.state;
         trim_metrics(&run.metrics(), state.epochs_done)?;
         log.line(&format!(
@@ -234,59 +235,47 @@ fn run_epochs(
         std::fs::write(run.metrics(), format!("{METRICS_HEADER}\n"))?;
     }
 
-    let ce = CrossEntropyLossConfig::new().init(&device);
     let n = data.train.len();
-    let bs = cfg.batch_size;
-    // A last batch of one sample would break BatchNorm's batch statistics: drop it.
-    let steps_per_epoch = n / bs + usize::from(n % bs >= 2);
-    let total_steps = steps_per_epoch * cfg.epochs;
+    let steps = steps_per_epoch(n, cfg.batch_size);
     let last_epoch = opts
         .stop_after_epochs
         .map_or(cfg.epochs, |s| s.min(cfg.epochs));
     let epoch_bar = log.epoch_bar(cfg.epochs, state.epochs_done);
     let (mut images_trained, mut seconds_trained) = (0usize, 0.0f64);
+    let mut objective = Supervised {
+        ce: CrossEntropyLossConfig::new().init(&device),
+        cfg,
+        first_step: 0,
+        total_steps: steps * cfg.epochs,
+    };
 
     for epoch in state.epochs_done + 1..=last_epoch {
-        let perm = Rng::derive(cfg.seed, epoch as u64).permutation(n);
-        let mut aug = Rng::derive(cfg.seed, (1 << 32) + epoch as u64);
-        let bar = log.batch_bar(steps_per_epoch);
-        let (mut loss_sum, mut correct, mut seen) = (0.0f64, 0usize, 0usize);
-        let start = Instant::now();
-        let mut lr = cfg.lr;
-        for (b, idx) in perm.chunks(bs).take(steps_per_epoch).enumerate() {
-            let step = (epoch - 1) * steps_per_epoch + b;
-            lr = cfg.lr_at(step, total_steps);
-            let batch = Batch::new(
-                &data.train,
-                idx,
-                &cfg.normalization,
-                cfg.augment.then_some(&mut aug),
-                &device,
-            );
-            let logits = model.forward(batch.images);
-            let loss = ce.forward(logits.clone(), batch.targets.clone());
-            let grads = GradientsParams::from_grads(loss.backward(), &model);
-            model = optim.step(lr, model, grads);
-            let pred = logits.argmax(1).reshape([idx.len()]);
-            let ok: i64 = pred.equal(batch.targets).int().sum().into_scalar();
-            let l: f32 = loss.into_scalar();
-            if !l.is_finite() {
-                bail!("training diverged at epoch {epoch}, batch {b} (loss {l}); lower --lr");
-            }
-            loss_sum += l as f64 * idx.len() as f64;
-            correct += ok as usize;
-            seen += idx.len();
-            bar.inc(1);
-            bar.set_message(format!(
-                "loss {:.4} acc {:.2}%",
-                loss_sum / seen as f64,
-                100.0 * correct as f64 / seen as f64
-            ));
-        }
-        let train_secs = start.elapsed().as_secs_f64();
-        bar.finish_and_clear();
-        images_trained += seen;
-        seconds_trained += train_secs;
+        objective.first_step = (epoch - 1) * steps;
+        let data_plan = EpochData {
+            set: &data.train,
+            norm: &cfg.normalization,
+            batch_size: cfg.batch_size,
+            order: Rng::derive(cfg.seed, epoch as u64).permutation(n),
+            augment: cfg
+                .augment
+                .then(|| Rng::derive(cfg.seed, (1 << 32) + epoch as u64)),
+            device: &device,
+            epoch,
+        };
+        let (trained, e) = run_epoch(
+            model,
+            &mut optim,
+            data_plan,
+            &mut objective,
+            &log.batch_bar(steps),
+        )?;
+        model = trained;
+        images_trained += e.images;
+        seconds_trained += e.secs;
+        let lr = cfg.lr_at(
+            objective.first_step + steps.saturating_sub(1),
+            objective.total_steps,
+        );
 
         let val: Score = score(
             &model.valid(),
@@ -295,41 +284,30 @@ fn run_epochs(
             &eval_device,
             256,
         );
-        let train_loss = loss_sum / seen.max(1) as f64;
-        let train_acc = correct as f64 / seen.max(1) as f64;
-        let ips = seen as f64 / train_secs;
+        let ips = e.images as f64 / e.secs;
         let mut f = std::fs::OpenOptions::new()
             .append(true)
             .open(run.metrics())?;
         writeln!(
             f,
-            "{epoch},{lr:.6e},{train_loss:.5},{train_acc:.5},{:.5},{:.5},{train_secs:.2},{ips:.1}",
-            val.loss, val.acc
+            "{epoch},{lr:.6e},{:.5},{:.5},{:.5},{:.5},{:.2},{ips:.1}",
+            e.loss, e.acc, val.loss, val.acc, e.secs
         )?;
         drop(f);
 
         // Ties go to the later epoch: equally accurate on validation, and trained longer.
         let improved = val.acc >= state.best_val_acc;
-        let bytes = run_dir::model_bytes(&model)?;
         if improved {
             state.best_val_acc = val.acc;
             state.best_epoch = epoch;
-            checkpoint::write_atomic(&run.best(), &bytes)?;
+            checkpoint::write_atomic(&run.best(), &checkpoint::module_bytes(&model)?)?;
         }
         state.epochs_done = epoch;
-        let optim_bytes = optim
-            .into_bytes()
-            .map_err(|e| anyhow::anyhow!("optimizer state: {e}"))?;
-        Checkpoint {
-            state: state.clone(),
-            model: bytes,
-            optimizer: optim_bytes.to_vec(),
-        }
-        .save(&run.checkpoint())?;
+        Checkpoint::capture(state.clone(), &model, &optim)?.save(&run.checkpoint())?;
 
         log.line(&format!(
-            "epoch {epoch}/{}: train loss {train_loss:.4} acc {:.2}% | val loss {:.4} acc {:.2}%{} | {train_secs:.1}s, {ips:.0} img/s",
-            cfg.epochs, 100.0 * train_acc, val.loss, 100.0 * val.acc, if improved { " *" } else { "" }
+            "epoch {epoch}/{}: train loss {:.4} acc {:.2}% | val loss {:.4} acc {:.2}%{} | {:.1}s, {ips:.0} img/s",
+            cfg.epochs, e.loss, 100.0 * e.acc, val.loss, 100.0 * val.acc, if improved { " *" } else { "" }, e.secs
         ));
         epoch_bar.set_position(epoch as u64);
         epoch_bar.set_message(format!(
@@ -377,6 +355,31 @@ fn run_epochs(
     ));
     write_report(cfg, run, &summary, &relu_table(&spec, &[]), test)?;
     Ok(summary)
+}
+
+/// Supervised training: cross-entropy on the labels, cosine learning rate over the whole run.
+struct Supervised<'a> {
+    ce: CrossEntropyLoss,
+    cfg: &'a TrainConfig,
+    /// Global index of this epoch's first step.
+    first_step: usize,
+    total_steps: usize,
+}
+
+impl Objective<Net> for Supervised<'_> {
+    fn loss(&mut self, model: &Net, batch: &TrainBatch) -> Result<(Tensor<1>, Tensor<2>)> {
+        let logits = model.forward(batch.images.clone());
+        Ok((
+            self.ce.forward(logits.clone(), batch.targets.clone()),
+            logits,
+        ))
+    }
+
+    fn learning_rate(&self, step: usize) -> ModuleLearningRate {
+        self.cfg
+            .lr_at(self.first_step + step, self.total_steps)
+            .into()
+    }
 }
 
 fn write_report(

@@ -4,8 +4,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
 use burn::module::Module;
-use burn::store::ModuleRecord;
-use burn::tensor::{Bytes, Device};
+use burn::tensor::Device;
 
 use super::config::TrainConfig;
 use crate::model::{Chw, Net, NetSpec};
@@ -57,6 +56,60 @@ impl RunDir {
         self.root.join("report.md")
     }
 
+    /// Makes sure this folder can take a new run of `command` (`train`, `linearize`): it does
+    /// not exist, is empty, or holds only `own_files` of a run that never reached its first
+    /// checkpoint and whose files `is_own` accepts (a start that failed, e.g. on a missing
+    /// dataset, can be retried in place). A folder with a checkpoint is a run to `--resume`;
+    /// anything else is refused, so nothing of the user's is overwritten. Creates the folder.
+    pub fn claim_for_new_run(
+        &self,
+        command: &str,
+        own_files: &[&str],
+        is_own: impl Fn(&RunDir) -> Result<()>,
+    ) -> Result<()> {
+        let root = &self.root;
+        if self.checkpoint().exists() {
+            anyhow::bail!(
+                "{} already holds a run: continue it with `{command} --resume --out {0}` or choose another --out",
+                root.display()
+            );
+        }
+        if root.exists() {
+            let entries = std::fs::read_dir(root)
+                .with_context(|| format!("{} is not a readable folder", root.display()))?;
+            let mut names = vec![];
+            for e in entries {
+                names.push(e?.file_name().to_string_lossy().into_owned());
+            }
+            names.sort();
+            let foreign: Vec<&String> = names
+                .iter()
+                .filter(|n| !own_files.contains(&n.as_str()))
+                .collect();
+            if !foreign.is_empty() {
+                anyhow::bail!(
+                    "{} is not empty and is not a {command} run (it holds {}): choose another --out",
+                    root.display(),
+                    foreign
+                        .iter()
+                        .take(3)
+                        .map(|n| format!("`{n}`"))
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                );
+            }
+            if !names.is_empty() {
+                is_own(self).with_context(|| {
+                    format!(
+                        "{} holds files that are not from a {command} run: choose another --out",
+                        root.display()
+                    )
+                })?;
+            }
+        }
+        std::fs::create_dir_all(root).with_context(|| format!("creating {}", root.display()))
+    }
+
     /// Reads `config.json`.
     pub fn read_config(&self) -> Result<TrainConfig> {
         let path = self.config();
@@ -84,21 +137,13 @@ pub fn spec_of(cfg: &TrainConfig) -> Result<NetSpec> {
 
 /// A model's parameters as burnpack bytes.
 pub fn model_bytes(model: &Net) -> Result<Vec<u8>> {
-    let bytes = model
-        .clone()
-        .into_record()
-        .into_bytes()
-        .map_err(|e| anyhow::anyhow!("{e}"))?;
-    Ok(bytes.to_vec())
+    super::checkpoint::module_bytes(model)
 }
 
 /// A model for `spec` on `device` with parameters from burnpack `bytes`.
 pub fn model_from_bytes(spec: &NetSpec, bytes: Vec<u8>, device: &Device) -> Result<Net> {
-    let record = ModuleRecord::from_bytes(Bytes::from_bytes_vec(bytes))
-        .map_err(|e| anyhow::anyhow!("model parameters: {e}"))?;
-    Net::new(spec, device)
-        .try_load_record(record)
-        .map_err(|e| anyhow::anyhow!("model parameters do not fit {}: {e}", spec.arch))
+    super::checkpoint::module_from_bytes(Net::new(spec, device), bytes)
+        .with_context(|| format!("loading {}", spec.arch))
 }
 
 /// Loads a run's config and its final model (`model.bpk`, or `best.bpk` if the run has not

@@ -1,12 +1,15 @@
 //! Private-inference cost model: pure integer arithmetic over a parsed model, a [`Protocol`], a
 //! [`DeviceProfile`] and a [`LinkProfile`], with fixed-size results, so it also runs on the
-//! device (no heap, no floats).
+//! device (no heap; floats only in [`parse_latency`]).
 //!
 //! Per layer it gives offline and online bytes each way, one-way message flights, client and
-//! server storage between the phases, client compute cycles; over the model, the latency
-//! estimate and whether the client's offline material fits its RAM, its flash, or must be
-//! streamed. The formulas and their sources are in `docs/PROTOCOL.md`; the `ring-gc` figures
-//! are the exact byte counts of [`crate::share`] (`protocol-sim run` checks them).
+//! server storage between the phases, client compute cycles online and offline; over the model,
+//! the latencies, the one-time setup, each party's memory (stored material and working sets)
+//! with the device [`Verdict`], and the ReLU [`Budget`] that meets a latency target. A protocol
+//! is its ReLU row ([`ReluPrice`], [`relu`]), its linear-layer phase over an HE parameter set
+//! ([`LinearPhase`], [`he`]) and its setup. The formulas and their sources are in
+//! `docs/PROTOCOL.md`; the `ring-gc` and `client-garbler` figures are the exact byte counts of
+//! [`crate::share`] (`protocol-sim run` checks them).
 //!
 //! ```
 //! use pi_core::cost::{CostModel, Protocol, CORTEX_M4_64, LTE};
@@ -18,24 +21,34 @@
 //! # Ok(()) }
 //! ```
 
+mod budget;
+pub mod he;
+pub mod memory;
 mod profile;
 mod protocol;
+pub mod relu;
 
+pub use budget::{Budget, BudgetError, LatencyTarget, parse_latency};
+pub use memory::{ClientMemory, PartyMemory, Verdict, WorkingItem, WorkingSet};
 pub use profile::{
     AesEngine, BLE, CORTEX_M0PLUS_48, CORTEX_M4_64, CORTEX_M4_100, CORTEX_M4_CRYP_168, DEVICES,
     DeviceProfile, LAN, LINKS, LTE, LinkProfile, M4_CHACHA_PER_BYTE, M4_GC_AND_OVERHEAD,
-    M4_SOFT_AES_PER_BLOCK, PHONE, WAN,
+    M4_GC_GARBLE_AND_OVERHEAD, M4_SOFT_AES_PER_BLOCK, PHONE, WAN,
 };
 pub use protocol::{
+    BASE_OT_BYTES, FERRET_BUFFER_BYTES, FERRET_SETUP_BYTES, LinearPhase, Protocol,
+    ProtocolParseError,
+};
+pub use relu::{
     DELPHI_AND_GATES, DELPHI_CLIENT_STORAGE, DELPHI_ELEMENT_BYTES, DELPHI_EVAL_XORS,
     DELPHI_GC_BYTES, DELPHI_MASK_LABEL_BYTES, DELPHI_ONLINE_LABEL_BYTES, DELPHI_OT_RECEIVER_BYTES,
-    DELPHI_OT_SENDER_BYTES, DELPHI_SERVER_STORAGE, FERRET_SETUP_BYTES, HE_CIPHERTEXT_BYTES,
-    HE_SLOTS, OT_RECEIVER_BYTES, OT_SENDER_BYTES, OtReluBytes, Protocol, ProtocolParseError,
+    DELPHI_OT_SENDER_BYTES, DELPHI_SERVER_STORAGE, OT_RECEIVER_BYTES, OT_SENDER_BYTES, OtReluBytes,
+    ReluPrice, Work,
 };
 
 use crate::layer::{Layer, Op};
 use crate::model::{MAX_LAYERS, Model};
-use crate::share::{Delivery, ReluKind, ReluParams, ReluPlan, WORD_BYTES, gc};
+use crate::share::{Delivery, ReluParams, ReluPlan, WORD_BYTES};
 
 /// Bytes in each direction.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -135,6 +148,8 @@ pub struct LayerCost {
     pub server_storage: u64,
     /// Client compute in the online phase, in cycles of the device.
     pub client_cycles: u64,
+    /// Client compute in the preprocessing phase (garbling), in cycles of the device.
+    pub client_offline_cycles: u64,
 }
 
 impl LayerCost {
@@ -153,6 +168,7 @@ impl LayerCost {
             client_storage: 0,
             server_storage: 0,
             client_cycles: 0,
+            client_offline_cycles: 0,
         }
     }
 
@@ -166,9 +182,6 @@ impl LayerCost {
 
     /// `n` alternating flights starting in direction `dir` (bytes added separately).
     fn flights_in(&mut self, dir: Direction, n: u32) {
-        if n == 0 {
-            return;
-        }
         let mut d = dir;
         for _ in 0..n {
             if self.last != Some(d) {
@@ -219,9 +232,10 @@ pub struct Totals {
     pub relus_total: u64,
     /// AND gates garbled.
     pub and_gates: u64,
-    /// Preprocessing bytes.
+    /// Preprocessing bytes (per inference).
     pub offline: Traffic,
-    /// One-time setup bytes (per connection, not per inference).
+    /// One-time setup bytes (per client and server pair, not per inference): HE keys, base OTs,
+    /// silent-OT bootstrap.
     pub setup: Traffic,
     /// Online bytes, including the final output share.
     pub online: Traffic,
@@ -235,17 +249,38 @@ pub struct Totals {
     pub server_storage: u64,
     /// Client online compute cycles.
     pub client_cycles: u64,
+    /// Client preprocessing compute cycles (garbling for a client garbler; HE not modelled).
+    pub client_offline_cycles: u64,
     /// Online latency estimate: `flights · RTT/2 + bytes/bandwidth + client cycles/clock`, µs.
     pub online_latency_us: u64,
-    /// Offline transfer time (preprocessing bytes over the link), µs.
+    /// Preprocessing latency: its bytes over the link plus the client's preprocessing compute,
+    /// µs.
     pub offline_latency_us: u64,
-    /// Where the client's offline material fits.
+    /// One-time setup: its bytes over the link, µs.
+    pub setup_latency_us: u64,
+    /// Where the client's stored material fits.
     pub fit: MemoryFit,
+    /// The client's memory (stored material and working sets) and the device verdict.
+    pub client_memory: ClientMemory,
+    /// The server's memory.
+    pub server_memory: PartyMemory,
     /// How the material was priced: stored between the phases, or streamed in the online phase
     /// (then `online.down` includes it and `offline` still counts how it was produced).
     pub delivery: Delivery,
     /// Bytes of client material moved into the online phase by streaming (0 when stored).
     pub streamed: u64,
+}
+
+impl Totals {
+    /// End-to-end latency of one inference: online, plus preprocessing when `with_offline`.
+    pub fn latency_us(&self, with_offline: bool) -> u64 {
+        if with_offline {
+            self.online_latency_us
+                .saturating_add(self.offline_latency_us)
+        } else {
+            self.online_latency_us
+        }
+    }
 }
 
 /// Per-layer rows and totals.
@@ -271,6 +306,32 @@ pub struct CostModel {
     pub delivery: Option<Delivery>,
     /// The `ring-gc` ReLU protocol of every layer (full by default).
     pub relu: ReluPlan,
+}
+
+/// The HE view of a conv or linear layer.
+fn linear_shape(layer: &Layer<'_>) -> he::LinearShape {
+    let i = layer.input_shape;
+    match layer.op {
+        Op::Conv2d(c) => {
+            let pad = |d: u16| d as u64 + 2 * c.padding as u64;
+            he::LinearShape {
+                in_channels: i.channels as u64,
+                in_plane: i.height as u64 * i.width as u64,
+                padded_plane: pad(i.height) * pad(i.width),
+                kernel: (c.kernel_h * c.kernel_w) as u64,
+                out_channels: c.out_channels as u64,
+                out_plane: layer.output_shape.plane() as u64,
+            }
+        }
+        _ => he::LinearShape {
+            in_channels: 1,
+            in_plane: i.elements() as u64,
+            padded_plane: i.elements() as u64,
+            kernel: 0,
+            out_channels: layer.output_shape.elements() as u64,
+            out_plane: 1,
+        },
+    }
 }
 
 impl CostModel {
@@ -312,24 +373,23 @@ impl CostModel {
 
     /// The delivery this model prices for `model`.
     pub fn delivery_for(&self, model: &Model<'_>) -> Delivery {
+        self.delivery_with(model, &|l: &Layer<'_>, _| kept_of(l))
+    }
+
+    fn delivery_with(&self, model: &Model<'_>, kept: &dyn Fn(&Layer<'_>, u64) -> u64) -> Delivery {
         self.delivery.unwrap_or_else(|| {
             let storage = model
                 .layers()
-                .map(|l| self.layer_as(&l, Delivery::Stored).client_storage)
+                .map(|l| {
+                    let k = kept(&l, relus_of(&l));
+                    self.layer_with(&l, k, Delivery::Stored).client_storage
+                })
                 .fold(0u64, u64::saturating_add);
             match self.fit(storage) {
                 MemoryFit::Stream => Delivery::Streamed,
                 MemoryFit::Ram | MemoryFit::Flash => Delivery::Stored,
             }
         })
-    }
-
-    fn he_offline(&self, n_in: u64, n_out: u64) -> Traffic {
-        // The client sends Enc(r), the server returns Enc(W·r − s) (Delphi §1.2).
-        Traffic {
-            up: n_in.div_ceil(HE_SLOTS) * HE_CIPHERTEXT_BYTES,
-            down: n_out.div_ceil(HE_SLOTS) * HE_CIPHERTEXT_BYTES,
-        }
     }
 
     /// Client cycles to evaluate one full `ring-gc` ReLU (see [`CostModel::relu_cycles`]).
@@ -340,24 +400,27 @@ impl CostModel {
     /// Client cycles to evaluate one `ring-gc` ReLU of protocol `p`: its AES blocks, the other
     /// work of its ANDs, and its ChaCha20 keystream.
     pub fn relu_cycles(&self, p: ReluParams) -> u64 {
-        let d = &self.device;
-        p.eval_aes_blocks() as u64 * d.aes_cycles_per_block
-            + p.and_gates() as u64 * d.gc_and_cycles
-            + p.client_keystream_bytes() as u64 * d.chacha_cycles_per_byte
+        ReluPrice::ring_gc(p).online_work.cycles(&self.device)
     }
 
-    /// OT-based interactive work for `n` elements (ReLUs or truncations), `R` flights.
+    /// What one kept ReLU of layer `index` costs: `ring-gc` as the ReLU plan says for that
+    /// layer, any other protocol its one row.
+    pub fn relu_price(&self, index: usize) -> ReluPrice {
+        match self.protocol {
+            Protocol::RingGc => ReluPrice::ring_gc(self.relu.layer(index)),
+            p => p.relu_price(),
+        }
+    }
+
+    /// OT-based interactive work for `n` elements (ReLUs or truncations).
     fn ot_elements(&self, cost: &mut LayerCost, n: u64) {
-        let Some(per) = self.protocol.ot_relu_bytes() else {
-            return;
-        };
-        if n == 0 {
+        let price = self.protocol.relu_price();
+        if n == 0 || !price.hash_per_16_bytes {
             return;
         }
-        let up = (n * per.up_deci).div_ceil(10);
-        let down = (n * per.down_deci).div_ceil(10);
+        let (up, down) = price.online_bytes(n);
         cost.online.add(Traffic { up, down });
-        cost.flights_in(Direction::Up, self.protocol.ot_relu_flights());
+        cost.flights_in(price.first, price.flights);
         // One AES-equivalent hash per 16 bytes of OT traffic: a rough lower bound [R].
         cost.client_cycles += (up + down).div_ceil(16) * self.device.aes_cycles_per_block;
     }
@@ -371,6 +434,12 @@ impl CostModel {
     /// material for the layer becomes online S→C bytes: a conv/linear layer's share arrives
     /// before the client sends its masked input, a ReLU's with the server's labels.
     pub fn layer_as(&self, layer: &Layer<'_>, delivery: Delivery) -> LayerCost {
+        self.layer_with(layer, kept_of(layer), delivery)
+    }
+
+    /// [`CostModel::layer_as`] with `kept` ReLUs kept if `layer` is a ReLU layer (whatever its
+    /// mask says): every kept ReLU costs the same, so only the count matters.
+    pub fn layer_with(&self, layer: &Layer<'_>, kept: u64, delivery: Delivery) -> LayerCost {
         let streamed = delivery == Delivery::Streamed;
         let d = &self.device;
         let p = self.protocol;
@@ -379,15 +448,25 @@ impl CostModel {
         let word = p.element_bytes();
         let linear = |kind: LayerKind, shift: u8| {
             let mut c = LayerCost::empty(layer.index, kind);
-            c.client_storage = n_out * word;
-            if streamed {
-                c.message(Direction::Down, c.client_storage);
+            match p.linear() {
+                LinearPhase::OfflineHe(params) => {
+                    c.client_storage = n_out * word;
+                    if streamed {
+                        c.message(Direction::Down, c.client_storage);
+                    }
+                    c.message(Direction::Up, n_in * word);
+                    let (up, down) = he::linear_bytes(&params, &linear_shape(layer));
+                    c.offline = Traffic { up, down };
+                    c.server_storage = n_out * word;
+                    // Regenerating the mask r from the seed: 8 keystream bytes per input.
+                    c.client_cycles = n_in * WORD_BYTES as u64 * d.chacha_cycles_per_byte;
+                }
+                LinearPhase::OnlineHe(params) => {
+                    let (up, down) = he::linear_bytes(&params, &linear_shape(layer));
+                    c.message(Direction::Up, up);
+                    c.message(Direction::Down, down);
+                }
             }
-            c.message(Direction::Up, n_in * word);
-            c.offline = self.he_offline(n_in, n_out);
-            c.server_storage = n_out * word;
-            // Regenerating the mask r from the seed: 8 keystream bytes per input element.
-            c.client_cycles = n_in * WORD_BYTES as u64 * d.chacha_cycles_per_byte;
             if p.interactive_truncation() && shift > 0 {
                 self.ot_elements(&mut c, n_out);
             }
@@ -398,71 +477,34 @@ impl CostModel {
             Op::Linear(l) => linear(LayerKind::Linear, l.weight_frac_bits),
             Op::MaskedRelu(mask) => {
                 let mut c = LayerCost::empty(layer.index, LayerKind::Relu);
-                let k = mask.kept() as u64;
+                let total = mask.len() as u64;
+                let k = kept.min(total);
                 c.relus_kept = k;
-                c.relus_total = mask.len() as u64;
+                c.relus_total = total;
                 if k == 0 {
                     return c;
                 }
-                c.and_gates = match p {
-                    Protocol::RingGc => k * self.relu.layer(layer.index).and_gates() as u64,
-                    _ => k * p.and_gates_per_relu(),
-                };
-                match p {
-                    Protocol::RingGc => {
-                        let p = self.relu.layer(layer.index);
-                        // Client input labels obtained by OT: one per bit of the circuit input.
-                        let bits = u64::from(p.sign_bits());
-                        let material = p.material_bytes() as u64;
-                        // Online: re-share onto q (8 B up), then the server's labels (streamed:
-                        // after the material), then for the split ReLU the OT corrections.
-                        c.message(Direction::Up, k * WORD_BYTES as u64);
-                        let streamed_material = if streamed { k * material } else { 0 };
-                        c.message(
-                            Direction::Down,
-                            streamed_material + k * p.label_bytes() as u64,
-                        );
-                        if p.correction_bytes() > 0 {
-                            c.message(Direction::Up, k * p.correction_bytes() as u64);
-                        }
-                        // Offline: the garbled part of the material (all but the client's OT
-                        // outputs), the labels' OT, and the split ReLU's random OT (the server,
-                        // as receiver, sends one OT-extension column).
-                        let garbled = material - bits * gc::LABEL_BYTES as u64;
-                        let rot = match p.kind() {
-                            ReluKind::Full => 0,
-                            ReluKind::Split => OT_RECEIVER_BYTES,
-                        };
-                        c.offline = Traffic {
-                            up: k * bits * OT_RECEIVER_BYTES,
-                            down: k * (garbled + bits * OT_SENDER_BYTES + rot),
-                        };
-                        c.client_storage = k * material;
-                        c.server_storage = k * p.server_storage_bytes() as u64;
-                        c.client_cycles = k * self.relu_cycles(p);
-                    }
-                    Protocol::Delphi => {
-                        let material = if streamed {
-                            k * DELPHI_CLIENT_STORAGE
-                        } else {
-                            0
-                        };
-                        c.message(Direction::Down, material + k * DELPHI_ONLINE_LABEL_BYTES);
-                        c.offline = Traffic {
-                            up: k * DELPHI_OT_RECEIVER_BYTES,
-                            down: k
-                                * (DELPHI_GC_BYTES
-                                    + DELPHI_MASK_LABEL_BYTES
-                                    + DELPHI_OT_SENDER_BYTES),
-                        };
-                        c.client_storage = k * DELPHI_CLIENT_STORAGE;
-                        c.server_storage = k * DELPHI_SERVER_STORAGE;
-                        c.client_cycles = k
-                            * (DELPHI_AND_GATES * 2 * d.aes_cycles_per_block
-                                + DELPHI_EVAL_XORS * d.word_op_cycles);
-                    }
-                    _ => self.ot_elements(&mut c, k),
+                let price = self.relu_price(layer.index);
+                c.and_gates = k * price.and_gates;
+                if price.hash_per_16_bytes {
+                    self.ot_elements(&mut c, k);
+                    return c;
                 }
+                let (up, mut down) = price.online_bytes(k);
+                if streamed {
+                    // The material of each ReLU arrives with the server's messages for it.
+                    down += k * price.client_storage;
+                }
+                c.online.add(Traffic { up, down });
+                c.flights_in(price.first, price.flights);
+                c.offline = Traffic {
+                    up: k * price.offline_up,
+                    down: k * price.offline_down,
+                };
+                c.client_storage = k * price.client_storage;
+                c.server_storage = k * price.server_storage;
+                c.client_cycles = k * price.online_work.cycles(d);
+                c.client_offline_cycles = k * price.offline_work.cycles(d);
                 c
             }
             Op::AvgPool2d { .. } | Op::GlobalAvgPool => {
@@ -484,26 +526,51 @@ impl CostModel {
 
     /// Costs every layer, calling `row` with each (in order), and returns the totals; nothing
     /// is stored, so this suits a device that prints rows as they come.
-    pub fn for_each_layer(&self, model: &Model<'_>, mut row: impl FnMut(&LayerCost)) -> Totals {
-        let delivery = self.delivery_for(model);
+    pub fn for_each_layer(&self, model: &Model<'_>, row: impl FnMut(&LayerCost)) -> Totals {
+        self.for_each_layer_with(model, &|l: &Layer<'_>, _| kept_of(l), row)
+    }
+
+    /// [`CostModel::for_each_layer`] with `kept(layer, relus)` ReLUs kept in each ReLU layer
+    /// (`relus` its size) instead of what the masks say.
+    pub fn for_each_layer_with(
+        &self,
+        model: &Model<'_>,
+        kept: &dyn Fn(&Layer<'_>, u64) -> u64,
+        mut row: impl FnMut(&LayerCost),
+    ) -> Totals {
+        let delivery = self.delivery_with(model, kept);
+        let p = self.protocol;
         let mut t = Totals {
             relus_kept: 0,
             relus_total: 0,
             and_gates: 0,
             offline: Traffic::default(),
-            setup: Traffic {
-                up: self.protocol.setup_bytes(),
-                down: self.protocol.setup_bytes(),
-            },
+            setup: p.setup(),
             online: Traffic::default(),
             output_bytes: 0,
             flights: 0,
             client_storage: 0,
             server_storage: 0,
             client_cycles: 0,
+            client_offline_cycles: 0,
             online_latency_us: 0,
             offline_latency_us: 0,
+            setup_latency_us: 0,
             fit: MemoryFit::Ram,
+            client_memory: ClientMemory::judge(
+                PartyMemory {
+                    stored: 0,
+                    offline: WorkingSet::EMPTY,
+                    online: WorkingSet::EMPTY,
+                },
+                0,
+                0,
+            ),
+            server_memory: PartyMemory {
+                stored: 0,
+                offline: WorkingSet::EMPTY,
+                online: WorkingSet::EMPTY,
+            },
             delivery,
             streamed: 0,
         };
@@ -516,8 +583,16 @@ impl CostModel {
             }
             flights
         };
+        let (mut linear_layers, mut largest_he) = (0u64, 0u64);
+        let mut relu_buffers = (0u64, 0u64);
         for layer in model.layers() {
-            let c = self.layer_as(&layer, delivery);
+            let k = kept(&layer, relus_of(&layer));
+            let c = self.layer_with(&layer, k, delivery);
+            if c.relus_kept > 0 {
+                let price = self.relu_price(layer.index);
+                relu_buffers.0 = relu_buffers.0.max(price.client_buffer);
+                relu_buffers.1 = relu_buffers.1.max(price.garble_buffer);
+            }
             t.relus_kept += c.relus_kept;
             t.relus_total += c.relus_total;
             t.and_gates += c.and_gates;
@@ -527,26 +602,104 @@ impl CostModel {
             t.client_storage += c.client_storage;
             t.server_storage += c.server_storage;
             t.client_cycles += c.client_cycles;
+            t.client_offline_cycles += c.client_offline_cycles;
+            if matches!(c.kind, LayerKind::Conv | LayerKind::Linear) {
+                linear_layers += 1;
+                let (up, down) = he::linear_bytes(p.linear().he(), &linear_shape(&layer));
+                largest_he = largest_he.max(up).max(down);
+            }
             row(&c);
         }
         // The server's output share closes the inference.
-        t.output_bytes = model.output_shape().elements() as u64 * self.protocol.element_bytes();
+        t.output_bytes = model.output_shape().elements() as u64 * p.element_bytes();
         t.online.down += t.output_bytes;
         if last != Some(Direction::Down) {
             t.flights += 1;
         }
         let (link, d) = (&self.link, &self.device);
+        let cycles_us = |cycles: u64| {
+            let us = (cycles as u128 * 1_000_000).div_ceil(d.clock_hz.max(1) as u128);
+            u64::try_from(us).unwrap_or(u64::MAX)
+        };
         // Streamed material is already in `online.down`, so the link time below covers it.
-        let compute_us = (t.client_cycles as u128 * 1_000_000).div_ceil(d.clock_hz.max(1) as u128);
         t.online_latency_us = (t.flights as u64 * link.rtt_us / 2)
             .saturating_add(link.transfer_us(t.online.up, t.online.down))
-            .saturating_add(u64::try_from(compute_us).unwrap_or(u64::MAX));
-        t.offline_latency_us = link.transfer_us(t.offline.up, t.offline.down);
+            .saturating_add(cycles_us(t.client_cycles));
+        t.offline_latency_us = link
+            .transfer_us(t.offline.up, t.offline.down)
+            .saturating_add(cycles_us(t.client_offline_cycles));
+        t.setup_latency_us = link.transfer_us(t.setup.up, t.setup.down);
         t.fit = self.fit(t.client_storage);
         if delivery == Delivery::Streamed {
             t.streamed = t.client_storage;
         }
+        let arena = model.arena_words() as u64 * WORD_BYTES as u64;
+        let (client, server) = self.memory(arena, linear_layers > 0, largest_he, relu_buffers, &t);
+        t.client_memory = ClientMemory::judge(client, d.sram_bytes, d.flash_bytes);
+        t.server_memory = server;
         t
+    }
+
+    /// Both parties' memory: the client's working sets per phase (the arena, a ReLU's material
+    /// or garbling buffers, HE ciphertext and key, OT buffers) and stored material; the server's
+    /// stored material, its copy of the client's keys and the largest layer of HE traffic.
+    /// `relu_buffers`: the largest online and offline per-ReLU buffers over the kept layers.
+    fn memory(
+        &self,
+        arena: u64,
+        has_linear: bool,
+        largest_he: u64,
+        relu_buffers: (u64, u64),
+        t: &Totals,
+    ) -> (PartyMemory, PartyMemory) {
+        let p = self.protocol;
+        let (client_buffer, garble_buffer) = relu_buffers;
+        let relus = t.relus_kept > 0;
+        let he_client = if has_linear {
+            he::client_working_set(p.linear().he())
+        } else {
+            0
+        };
+        let mut online = WorkingSet::EMPTY.with(WorkingItem::Arena, arena);
+        let mut offline = WorkingSet::EMPTY;
+        if relus {
+            online = online.with(WorkingItem::Garbled, client_buffer);
+            offline = offline.with(WorkingItem::Garbled, garble_buffer);
+        }
+        if relus || p.interactive_truncation() {
+            online = online.with(WorkingItem::OtBuffer, p.ot_buffer());
+        }
+        match p.linear() {
+            LinearPhase::OfflineHe(_) => {
+                offline = offline.with(WorkingItem::HeCiphertext, he_client)
+            }
+            LinearPhase::OnlineHe(_) => online = online.with(WorkingItem::HeCiphertext, he_client),
+        }
+        let client = PartyMemory {
+            stored: t.client_storage,
+            offline,
+            online,
+        };
+        let keys = if has_linear { t.setup.up } else { 0 };
+        let server_he =
+            WorkingSet::EMPTY.with(WorkingItem::HeCiphertext, keys.saturating_add(largest_he));
+        let server_online = WorkingSet::EMPTY
+            .with(WorkingItem::Arena, arena)
+            .with(WorkingItem::OtBuffer, if relus { p.ot_buffer() } else { 0 });
+        let server = match p.linear() {
+            LinearPhase::OfflineHe(_) => PartyMemory {
+                stored: t.server_storage,
+                offline: server_he,
+                online: server_online,
+            },
+            LinearPhase::OnlineHe(_) => PartyMemory {
+                stored: t.server_storage,
+                offline: WorkingSet::EMPTY,
+                online: server_online
+                    .with(WorkingItem::HeCiphertext, keys.saturating_add(largest_he)),
+            },
+        };
+        (client, server)
     }
 
     /// Costs every layer and keeps the rows (at most [`MAX_LAYERS`], which every parsed model
@@ -558,6 +711,22 @@ impl CostModel {
             let _ = layers.push(*c);
         });
         CostReport { layers, total }
+    }
+}
+
+/// ReLU sites of a layer (0 for other layers).
+fn relus_of(layer: &Layer<'_>) -> u64 {
+    match layer.op {
+        Op::MaskedRelu(mask) => mask.len() as u64,
+        _ => 0,
+    }
+}
+
+/// ReLUs a layer's mask keeps (0 for other layers).
+fn kept_of(layer: &Layer<'_>) -> u64 {
+    match layer.op {
+        Op::MaskedRelu(mask) => mask.kept() as u64,
+        _ => 0,
     }
 }
 

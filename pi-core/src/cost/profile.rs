@@ -19,6 +19,9 @@ pub struct DeviceProfile {
     /// Evaluator cycles per AND gate besides AES: label selects and XORs, table loads, the
     /// circuit's free XORs and the hash's feed-forward, averaged over the ReLU circuit.
     pub gc_and_cycles: u64,
+    /// Garbler cycles per AND gate besides AES (a client garbler): both labels of each input,
+    /// two table rows, the output zero label.
+    pub gc_garble_and_cycles: u64,
     /// Cycles per 128-bit XOR/AND word operation (load, operate, store on 32-bit words).
     pub word_op_cycles: u64,
     /// Cycles per byte of ChaCha20 keystream (mask regeneration).
@@ -67,6 +70,7 @@ pub const CORTEX_M4_64: DeviceProfile = DeviceProfile {
     aes_cycles_per_block: M4_SOFT_AES_PER_BLOCK,
     aes_engine: AesEngine::Software,
     gc_and_cycles: M4_GC_AND_OVERHEAD,
+    gc_garble_and_cycles: M4_GC_GARBLE_AND_OVERHEAD,
     word_op_cycles: 8,
     chacha_cycles_per_byte: M4_CHACHA_PER_BYTE,
     sram_bytes: 256 * KIB,
@@ -78,6 +82,9 @@ pub const CORTEX_M4_64: DeviceProfile = DeviceProfile {
 pub const M4_SOFT_AES_PER_BLOCK: u64 = 1_882;
 /// Instructions per evaluated AND besides AES on the Cortex-M4F \[Q\].
 pub const M4_GC_AND_OVERHEAD: u64 = 413;
+/// Garbler instructions per AND besides AES on the Cortex-M4F (a client garbler: both labels of
+/// each wire, two table rows written) \[Q\].
+pub const M4_GC_GARBLE_AND_OVERHEAD: u64 = 606;
 /// Instructions per byte of ChaCha20 keystream on the Cortex-M4F \[Q\].
 pub const M4_CHACHA_PER_BYTE: u64 = 23;
 
@@ -114,6 +121,7 @@ pub const CORTEX_M0PLUS_48: DeviceProfile = DeviceProfile {
     aes_cycles_per_block: 2 * M4_SOFT_AES_PER_BLOCK,
     aes_engine: AesEngine::Software,
     gc_and_cycles: 2 * M4_GC_AND_OVERHEAD,
+    gc_garble_and_cycles: 2 * M4_GC_GARBLE_AND_OVERHEAD,
     word_op_cycles: 16,
     chacha_cycles_per_byte: 30,
     sram_bytes: 32 * KIB,
@@ -129,6 +137,7 @@ pub const PHONE: DeviceProfile = DeviceProfile {
     aes_cycles_per_block: 16,
     aes_engine: AesEngine::Peripheral,
     gc_and_cycles: 40,
+    gc_garble_and_cycles: 80,
     word_op_cycles: 1,
     chacha_cycles_per_byte: 2,
     sram_bytes: 4 * GIB,

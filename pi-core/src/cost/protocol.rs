@@ -1,110 +1,85 @@
-//! The protocols the cost model knows, and their per-ReLU constants with provenance.
-//!
-//! Tags: \[C\] read in the protocol's code, \[D\] measured data committed by its authors, \[X\]
-//! measured by building the public code (research notes `pi_cost_model.md` §3.4), \[R\] derived.
+//! The protocols the cost model knows: their ReLU (one [`ReluPrice`] each, [`relu`](super::relu)),
+//! how they run linear layers ([`LinearPhase`], HE parameters in [`he`](super::he)), and their
+//! one-time setup. Tags: \[C\] read in the protocol's code, \[D\] measured data committed by its
+//! authors, \[X\] measured by building the public code, \[R\] derived.
 
 use core::fmt;
 
 use crate::share::gc;
 
-/// A private-inference protocol: how ReLUs are evaluated (linear layers are Delphi-style share
-/// arithmetic in every case, so protocols differ only in the ReLU and its preprocessing).
+use super::Traffic;
+use super::he::{CHEETAH_HE, CRYPTFLOW2_HE, DELPHI_HE, HeParams};
+use super::relu::{DELPHI_ELEMENT_BYTES, OT_WIDTHS, OtReluBytes, ReluPrice};
+
+/// A private-inference protocol.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[cfg_attr(feature = "defmt", derive(defmt::Format))]
 #[non_exhaustive]
 pub enum Protocol {
-    /// Delphi as implemented (mc2-project/delphi): 41-bit prime field, 288-AND ReLU6 circuit,
-    /// bincode-serialized garbled circuits.
+    /// Delphi as implemented (mc2-project/delphi): 41-bit prime field, 288-AND ReLU6 circuit
+    /// garbled by the server, bincode-serialized; linear layers with HE offline.
     Delphi,
-    /// This toolkit's protocol: half-gates ReLU over `Z_2^64` (189 ANDs), exactly as
-    /// `protocol-sim run` sends it.
+    /// This toolkit's server-garbler protocol: half-gates ReLU over `Z_2^64` (189 ANDs) garbled
+    /// by the server and evaluated by the client, exactly as `protocol-sim run` sends it; linear
+    /// layers Delphi-style (HE offline).
     RingGc,
-    /// CrypTFlow2 (SCI) OT-based ReLU over `Z_2^bits`, IKNP OT extension, all online.
+    /// This toolkit's client-garbler protocol: the same circuit garbled by the client from its
+    /// seed and evaluated by the server (`protocol-sim run --protocol client-garbler`); linear
+    /// layers Delphi-style.
+    ClientGarbler,
+    /// CrypTFlow2's HE variant (SCI_HE): OT-based ReLU over `Z_2^bits` with IKNP, linear layers
+    /// with HE online; no preprocessing.
     CrypTFlow2 {
         /// Ring width ℓ: 32, 37, 41 or 64 (the measured widths).
         bits: u8,
     },
-    /// Cheetah (OpenCheetah) OT-based ReLU over `Z_2^bits`, Ferret silent OT, all online.
+    /// Cheetah (OpenCheetah): OT-based ReLU over `Z_2^bits` with Ferret silent OT, linear layers
+    /// with HE online; no preprocessing.
     Cheetah {
         /// Ring width ℓ: 32, 37, 41 or 64.
         bits: u8,
     },
 }
 
-/// Delphi's ReLU circuit: 288 AND gates with half-gates (\[C\] `crypto-primitives/src/gc.rs`).
-pub const DELPHI_AND_GATES: u64 = 288;
-/// Delphi's serialized garbled circuit per ReLU: 8 + 662 blocks × 24 B (\[C\]+\[D\] Cryptonite).
-pub const DELPHI_GC_BYTES: u64 = 15_896;
-/// Labels of the output mask −r′ per ReLU as serialized (42 × 28 B) \[D\].
-pub const DELPHI_MASK_LABEL_BYTES: u64 = 1_176;
-/// OT sender messages for the client's 42 input bits (2 × 16 B per OT) \[R\].
-pub const DELPHI_OT_SENDER_BYTES: u64 = 1_344;
-/// OT receiver matrix for the client's 42 input bits (16 B per OT) \[D\].
-pub const DELPHI_OT_RECEIVER_BYTES: u64 = 672;
-/// Server's 42 share labels sent online per ReLU (42 × 28 + 8 B) \[D\].
-pub const DELPHI_ONLINE_LABEL_BYTES: u64 = 1_184;
-/// Client storage per ReLU between the phases \[D\] (Cryptonite `storage_per_relu`).
-pub const DELPHI_CLIENT_STORAGE: u64 = 18_248;
-/// Server storage per ReLU (encoder and r′) \[D\].
-pub const DELPHI_SERVER_STORAGE: u64 = 3_590;
-/// Evaluator XORs per Delphi ReLU (≈1 000) \[R\].
-pub const DELPHI_EVAL_XORS: u64 = 1_000;
-/// Bytes per field element on the wire as Delphi sends it (8–9 B measured; 8 used) \[D\].
-pub const DELPHI_ELEMENT_BYTES: u64 = 8;
+/// When and how a protocol runs its linear layers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub enum LinearPhase {
+    /// Delphi-style: HE in the preprocessing phase produces the client's share `W·r − s`
+    /// (stored between the phases); online the client sends its masked input and the server
+    /// computes in the clear.
+    OfflineHe(HeParams),
+    /// The client's share is encrypted and sent online, the server answers with its masked
+    /// result; nothing stored.
+    OnlineHe(HeParams),
+}
 
-/// Bytes per OT in IKNP/ALSZ: the receiver sends κ = 128 bits per OT \[D\], the sender two
-/// 128-bit messages \[R\].
-pub const OT_RECEIVER_BYTES: u64 = 16;
-/// See [`OT_RECEIVER_BYTES`].
-pub const OT_SENDER_BYTES: u64 = 32;
+impl LinearPhase {
+    /// The HE parameter set.
+    pub fn he(&self) -> &HeParams {
+        match self {
+            LinearPhase::OfflineHe(he) | LinearPhase::OnlineHe(he) => he,
+        }
+    }
+}
 
-/// BFV ciphertext at N = 8192 with SEAL's 218-bit default modulus: 2 · 8192 · 218 / 8 bytes
-/// \[R\]; used for the HE preprocessing estimate of linear layers.
-pub const HE_CIPHERTEXT_BYTES: u64 = 2 * 8192 * 218 / 8;
-/// Activation elements per ciphertext (two 4096-slot halves at N = 8192, Gazelle packing) \[R\].
-pub const HE_SLOTS: u64 = 4096;
+/// Base OTs (Chou–Orlandi, 128 of them, 32-byte curve points) that seed an OT extension: about
+/// 128 × 32 B each way \[R\].
+pub const BASE_OT_BYTES: u64 = 128 * 32;
 
 /// Ferret (silent OT) one-time setup per direction, measured: 1.73 MB \[X\].
 pub const FERRET_SETUP_BYTES: u64 = 1_730_000;
 
-/// Measured bytes per OT-based ReLU in tenths of a byte, by ring width \[X\] (65 536 ReLUs; one
-/// thread per party): `(bits, client → server, server → client)`.
-///
-/// CrypTFlow2's direction split is measured (client = SCI's BOB, P2). Cheetah's totals are the
-/// 2^20-ReLU runs where available (ℓ = 32, 41; Ferret re-extension included) and split in
-/// CrypTFlow2's proportions \[R\].
-const CRYPTFLOW2_DECI: [(u8, u64, u64); 4] = [
-    (32, 4548, 767),
-    (37, 5036, 836),
-    (41, 5686, 926),
-    (64, 9585, 1465),
-];
-/// Cheetah totals in tenths of a byte per ReLU \[X\].
-const CHEETAH_TOTAL_DECI: [(u8, u64); 4] = [(32, 524), (37, 568), (41, 675), (64, 1013)];
-
-/// Per-ReLU bytes of an OT-based protocol, in tenths of a byte each way.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
-pub struct OtReluBytes {
-    /// Client → server, tenths of a byte.
-    pub up_deci: u64,
-    /// Server → client, tenths of a byte.
-    pub down_deci: u64,
-}
-
-impl OtReluBytes {
-    /// Whole bytes per ReLU, both directions, rounded half up.
-    pub fn total_bytes(&self) -> u64 {
-        (self.up_deci + self.down_deci + 5) / 10
-    }
-}
+/// Ferret's working buffer: `n` = 10 608 640 correlated OTs of 16 B for emp-ot's main LPN
+/// parameters (`ferret/constants.h` \[C\]), held at once by each party \[R\].
+pub const FERRET_BUFFER_BYTES: u64 = 10_608_640 * 16;
 
 /// Why a protocol description is not usable.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[cfg_attr(feature = "defmt", derive(defmt::Format))]
 #[non_exhaustive]
 pub enum ProtocolParseError {
-    /// Not one of `delphi`, `ring-gc`, `cryptflow2`, `cheetah`.
+    /// Not one of [`Protocol::NAMES`].
     UnknownName,
     /// A ring width without measurements (use 32, 37, 41 or 64).
     UnsupportedBits {
@@ -118,7 +93,7 @@ impl fmt::Display for ProtocolParseError {
         match self {
             Self::UnknownName => write!(
                 f,
-                "unknown protocol (expected delphi, ring-gc, cryptflow2 or cheetah)"
+                "unknown protocol (expected delphi, ring-gc, client-garbler, cryptflow2 or cheetah)"
             ),
             Self::UnsupportedBits { bits } => {
                 write!(f, "no measurements at {bits} bits (use 32, 37, 41 or 64)")
@@ -130,17 +105,26 @@ impl fmt::Display for ProtocolParseError {
 impl core::error::Error for ProtocolParseError {}
 
 impl Protocol {
+    /// Every protocol name [`Protocol::by_name`] accepts.
+    pub const NAMES: [&'static str; 5] = [
+        "delphi",
+        "ring-gc",
+        "client-garbler",
+        "cryptflow2",
+        "cheetah",
+    ];
+
     /// The protocol called `name`; `bits` is the ring width of the OT-based ones.
     pub fn by_name(name: &str, bits: u8) -> Result<Self, ProtocolParseError> {
         let p = match name {
             "delphi" => Protocol::Delphi,
             "ring-gc" => Protocol::RingGc,
+            "client-garbler" => Protocol::ClientGarbler,
             "cryptflow2" => Protocol::CrypTFlow2 { bits },
             "cheetah" => Protocol::Cheetah { bits },
             _ => return Err(ProtocolParseError::UnknownName),
         };
-        if p.ot_relu_bytes().is_none()
-            && matches!(p, Self::CrypTFlow2 { .. } | Self::Cheetah { .. })
+        if matches!(p, Self::CrypTFlow2 { .. } | Self::Cheetah { .. }) && !OT_WIDTHS.contains(&bits)
         {
             return Err(ProtocolParseError::UnsupportedBits { bits });
         }
@@ -152,6 +136,7 @@ impl Protocol {
         match self {
             Protocol::Delphi => "delphi",
             Protocol::RingGc => "ring-gc",
+            Protocol::ClientGarbler => "client-garbler",
             Protocol::CrypTFlow2 { .. } => "cryptflow2",
             Protocol::Cheetah { .. } => "cheetah",
         }
@@ -161,7 +146,7 @@ impl Protocol {
     pub fn bits(&self) -> u8 {
         match *self {
             Protocol::Delphi => 41,
-            Protocol::RingGc => gc::SHARE_BITS as u8,
+            Protocol::RingGc | Protocol::ClientGarbler => gc::SHARE_BITS as u8,
             Protocol::CrypTFlow2 { bits } | Protocol::Cheetah { bits } => bits,
         }
     }
@@ -174,55 +159,77 @@ impl Protocol {
         }
     }
 
-    /// AND gates per garbled ReLU (0 for OT-based protocols).
-    pub fn and_gates_per_relu(&self) -> u64 {
+    /// What one kept ReLU costs: the protocol's row of the pricing table
+    /// ([`relu`](super::relu)). A new ReLU construction is a new [`ReluPrice`] and one arm here.
+    pub fn relu_price(&self) -> ReluPrice {
+        match *self {
+            Protocol::Delphi => ReluPrice::DELPHI,
+            Protocol::RingGc => ReluPrice::RING_GC,
+            Protocol::ClientGarbler => ReluPrice::CLIENT_GARBLER,
+            Protocol::CrypTFlow2 { bits } => ot_price(OtReluBytes::cryptflow2(bits), bits),
+            Protocol::Cheetah { bits } => ot_price(OtReluBytes::cheetah(bits), bits),
+        }
+    }
+
+    /// How the protocol runs its linear layers. This toolkit's protocols price their simulated
+    /// HE as Delphi's (a 64-bit plaintext ring needs at least as large a modulus, so this is a
+    /// lower bound for them \[R\]).
+    pub fn linear(&self) -> LinearPhase {
         match self {
-            Protocol::Delphi => DELPHI_AND_GATES,
-            Protocol::RingGc => gc::RELU_AND_GATES as u64,
+            Protocol::Delphi | Protocol::RingGc | Protocol::ClientGarbler => {
+                LinearPhase::OfflineHe(DELPHI_HE)
+            }
+            Protocol::CrypTFlow2 { .. } => LinearPhase::OnlineHe(CRYPTFLOW2_HE),
+            Protocol::Cheetah { .. } => LinearPhase::OnlineHe(CHEETAH_HE),
+        }
+    }
+
+    /// One-time setup per client and server pair (not per inference): the client's HE keys,
+    /// the base OTs of OT extension, Cheetah's Ferret bootstrap.
+    pub fn setup(&self) -> Traffic {
+        let keys = self.linear().he().key_upload;
+        match self {
+            Protocol::Delphi | Protocol::RingGc | Protocol::ClientGarbler => Traffic {
+                up: keys + BASE_OT_BYTES,
+                down: BASE_OT_BYTES,
+            },
+            // SCI sets up IKNP in both directions.
+            Protocol::CrypTFlow2 { .. } => Traffic {
+                up: keys + 2 * BASE_OT_BYTES,
+                down: 2 * BASE_OT_BYTES,
+            },
+            Protocol::Cheetah { .. } => Traffic {
+                up: keys + FERRET_SETUP_BYTES,
+                down: FERRET_SETUP_BYTES,
+            },
+        }
+    }
+
+    /// Bytes the client's OT engine holds at once besides HE (Ferret's buffer for Cheetah).
+    pub fn ot_buffer(&self) -> u64 {
+        match self {
+            Protocol::Cheetah { .. } => FERRET_BUFFER_BYTES,
             _ => 0,
         }
     }
 
-    /// Measured per-ReLU bytes of the OT-based protocols (`None` for garbled-circuit ones or
-    /// an unmeasured width).
+    /// AND gates per garbled ReLU (0 for OT-based protocols).
+    pub fn and_gates_per_relu(&self) -> u64 {
+        self.relu_price().and_gates
+    }
+
+    /// Measured per-ReLU bytes of the OT-based protocols (`None` for garbled-circuit ones).
     pub fn ot_relu_bytes(&self) -> Option<OtReluBytes> {
         match *self {
-            Protocol::CrypTFlow2 { bits } => {
-                CRYPTFLOW2_DECI
-                    .iter()
-                    .find(|row| row.0 == bits)
-                    .map(|&(_, up, down)| OtReluBytes {
-                        up_deci: up,
-                        down_deci: down,
-                    })
-            }
-            Protocol::Cheetah { bits } => {
-                let total = CHEETAH_TOTAL_DECI.iter().find(|row| row.0 == bits)?.1;
-                let (_, up, down) = *CRYPTFLOW2_DECI.iter().find(|row| row.0 == bits)?;
-                let up_deci = (total * up + (up + down) / 2) / (up + down);
-                Some(OtReluBytes {
-                    up_deci,
-                    down_deci: total - up_deci,
-                })
-            }
+            Protocol::CrypTFlow2 { bits } => OtReluBytes::cryptflow2(bits),
+            Protocol::Cheetah { bits } => OtReluBytes::cheetah(bits),
             _ => None,
         }
     }
 
-    /// One-way message flights per OT-based ReLU layer: the millionaires' tree with 4-bit
-    /// leaves has `ceil(log2(ℓ/4)) + 2` rounds \[X\].
-    pub fn ot_relu_flights(&self) -> u32 {
-        let leaves = (self.bits() as u32).div_ceil(4).max(1);
-        let depth = u32::BITS - (leaves - 1).leading_zeros();
-        depth + 2
-    }
-
-    /// One-time setup bytes per direction (Cheetah's Ferret; others none modelled).
-    pub fn setup_bytes(&self) -> u64 {
-        match self {
-            Protocol::Cheetah { .. } => FERRET_SETUP_BYTES,
-            _ => 0,
-        }
+    /// One-way message flights of a ReLU layer.
+    pub fn relu_flights(&self) -> u32 {
+        self.relu_price().flights
     }
 
     /// Whether truncation needs its own protocol: rings narrower than 64 bits cannot use local
@@ -231,6 +238,17 @@ impl Protocol {
     pub fn interactive_truncation(&self) -> bool {
         self.ot_relu_bytes().is_some() && self.bits() < 64
     }
+}
+
+fn ot_price(bytes: Option<OtReluBytes>, bits: u8) -> ReluPrice {
+    // `by_name` admits measured widths only; a hand-built unmeasured one prices at zero bytes.
+    ReluPrice::ot(
+        bytes.unwrap_or(OtReluBytes {
+            up_deci: 0,
+            down_deci: 0,
+        }),
+        bits,
+    )
 }
 
 impl fmt::Display for Protocol {

@@ -210,7 +210,7 @@ pub const LOCK_STEP: usize = 8;
 
 /// Buffers share words into chunks before handing them to the transport; the probe sees every
 /// send as [`Phase::Io`].
-struct WordWriter<'t, T: Transport, P: Probe> {
+pub(crate) struct WordWriter<'t, T: Transport, P: Probe> {
     io: &'t mut T,
     probe: &'t mut P,
     buf: [u8; 256],
@@ -218,7 +218,7 @@ struct WordWriter<'t, T: Transport, P: Probe> {
 }
 
 impl<'t, T: Transport, P: Probe> WordWriter<'t, T, P> {
-    fn new(io: &'t mut T, probe: &'t mut P) -> Self {
+    pub(crate) fn new(io: &'t mut T, probe: &'t mut P) -> Self {
         Self {
             io,
             probe,
@@ -227,7 +227,7 @@ impl<'t, T: Transport, P: Probe> WordWriter<'t, T, P> {
         }
     }
 
-    fn push(&mut self, w: u64) -> Result<(), ProtocolError> {
+    pub(crate) fn push(&mut self, w: u64) -> Result<(), ProtocolError> {
         if self.len + WORD_BYTES > self.buf.len() {
             self.flush()?;
         }
@@ -236,7 +236,7 @@ impl<'t, T: Transport, P: Probe> WordWriter<'t, T, P> {
         Ok(())
     }
 
-    fn flush(&mut self) -> Result<(), ProtocolError> {
+    pub(crate) fn flush(&mut self) -> Result<(), ProtocolError> {
         if self.len == 0 {
             return Ok(());
         }
@@ -249,7 +249,7 @@ impl<'t, T: Transport, P: Probe> WordWriter<'t, T, P> {
 }
 
 /// Receives `out.len()` little-endian words.
-fn recv_words<T: Transport>(io: &mut T, out: &mut [u64]) -> Result<(), ProtocolError> {
+pub(crate) fn recv_words<T: Transport>(io: &mut T, out: &mut [u64]) -> Result<(), ProtocolError> {
     let mut buf = [0u8; 256];
     for chunk in out.chunks_mut(buf.len() / WORD_BYTES) {
         let bytes = &mut buf[..chunk.len() * WORD_BYTES];
@@ -264,7 +264,7 @@ fn recv_words<T: Transport>(io: &mut T, out: &mut [u64]) -> Result<(), ProtocolE
 }
 
 /// A read-only range and a writable range of the same arena, which must not overlap.
-fn split_rw(
+pub(crate) fn split_rw(
     arena: &mut [u64],
     read: core::ops::Range<usize>,
     write: core::ops::Range<usize>,

@@ -63,3 +63,60 @@ pub fn double(acc: &mut [u64]) {
         *a = a.wrapping_add(*a);
     }
 }
+
+/// Runs a messageless layer (pools, add, flatten) of `party` on its share arena: reads the
+/// tensors `input` (and `other` for an add) and writes `output`. Returns `Ok(false)` for layers
+/// that are not local (conv, linear, ReLU). Both protocol clients share this step.
+pub(crate) fn run_layer(
+    shares: &mut [u64],
+    layer: &crate::Layer<'_>,
+    range: impl Fn(usize) -> core::ops::Range<usize>,
+    party: Party,
+) -> Result<bool, super::ProtocolError> {
+    use super::client::split_rw;
+    use crate::layer::Op;
+    let (inp, out) = (range(layer.input), range(layer.output()));
+    match layer.op {
+        Op::AvgPool2d { kernel, stride } => {
+            let (src, dst) = split_rw(shares, inp, out)?;
+            avg_pool(
+                kernel,
+                stride,
+                layer.input_shape,
+                layer.output_shape,
+                src,
+                dst,
+                party,
+            );
+        }
+        Op::GlobalAvgPool => {
+            let (src, dst) = split_rw(shares, inp, out)?;
+            global_avg_pool(layer.input_shape, src, dst, party);
+        }
+        Op::Add { other } => {
+            let other = range(other);
+            if inp == out && other == out {
+                double(
+                    shares
+                        .get_mut(out)
+                        .ok_or(super::ProtocolError::Inconsistent)?,
+                );
+            } else {
+                if inp != out {
+                    let (src, dst) = split_rw(shares, inp, out.clone())?;
+                    dst.copy_from_slice(src);
+                }
+                let (src, dst) = split_rw(shares, other, out)?;
+                add_into(dst, src);
+            }
+        }
+        Op::Flatten => {
+            if inp != out {
+                let (src, dst) = split_rw(shares, inp, out)?;
+                dst.copy_from_slice(src);
+            }
+        }
+        Op::Conv2d(_) | Op::Linear(_) | Op::MaskedRelu(_) => return Ok(false),
+    }
+    Ok(true)
+}

@@ -16,6 +16,8 @@
 //!   evaluates the garbled circuit ([`gc`], half-gates with the TCCR hash of Guo, Katz, Wang
 //!   and Yu) and gets `ReLU(x) − r'`; the server keeps `r'`.
 //! * **Linearized ReLU, pools, adds, flatten**: local arithmetic on shares, no message.
+//! * **Client garbler** ([`client_garbler`]): the same circuit garbled by the client from its
+//!   seed and evaluated by the server; the client stores nothing per ReLU.
 //! * **Offline material** is stored by the client or streamed to it just before use
 //!   ([`Streamed`]); [`session`] frames the connection (handshake, one start frame per
 //!   inference). Every inference needs a fresh [`ClientSeed`] and fresh material; the API
@@ -47,6 +49,7 @@
 
 pub mod bounds;
 mod client;
+pub mod client_garbler;
 mod error;
 pub mod gc;
 pub mod linear;

@@ -25,6 +25,19 @@ pub enum Purpose {
     MuxOt = 4,
 }
 
+/// The two streams of a client garbler per layer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+#[repr(u64)]
+pub enum GarblerStream {
+    /// What the online phase regenerates per kept ReLU: the zero labels of the client's input
+    /// wires and its output share `r'`.
+    Online = 0,
+    /// What only the preprocessing needs: the zero labels of the server's input and of the mask
+    /// wires (and, at layer `MAX_LAYERS`, Δ).
+    Offline = 1,
+}
+
 /// A ChaCha20 stream of 64-bit masks.
 pub struct Prg(ChaCha20Rng);
 
@@ -33,6 +46,15 @@ impl Prg {
     pub fn new(seed: &[u8; 32], layer: usize, purpose: Purpose) -> Self {
         let mut rng = ChaCha20Rng::from_seed(*seed);
         rng.set_stream(((layer as u64) << 3) | purpose as u64);
+        Self(rng)
+    }
+
+    /// A client garbler's stream for `stream` at layer `layer` under `seed` (wire labels, Δ and
+    /// output masks of the circuits it garbles). These streams lie in the upper half of the
+    /// stream ids, disjoint from every [`Purpose`] stream.
+    pub fn garbler(seed: &[u8; 32], layer: usize, stream: GarblerStream) -> Self {
+        let mut rng = ChaCha20Rng::from_seed(*seed);
+        rng.set_stream((1 << 63) | ((layer as u64) << 1) | stream as u64);
         Self(rng)
     }
 

@@ -148,36 +148,36 @@ impl ReluParams {
     }
 
     /// The protocol.
-    pub fn kind(&self) -> ReluKind {
+    pub const fn kind(&self) -> ReluKind {
         self.kind
     }
 
     /// Width `t` of the sign circuit's inputs (64 for the full ReLU).
-    pub fn sign_bits(&self) -> u8 {
+    pub const fn sign_bits(&self) -> u8 {
         self.sign_bits
     }
 
     /// Range `h` the shares are reduced to.
-    pub fn range_bits(&self) -> u8 {
+    pub const fn range_bits(&self) -> u8 {
         self.range_bits
     }
 
     /// Low bits `k = h − t` each party drops.
-    pub fn dropped_bits(&self) -> u8 {
+    pub const fn dropped_bits(&self) -> u8 {
         self.range_bits - self.sign_bits
     }
 
     /// `Some(t)` for the split ReLU (its material layout), `None` for the full one.
-    pub fn sign_width(&self) -> Option<usize> {
+    pub const fn sign_width(&self) -> Option<usize> {
         match self.kind {
             ReluKind::Full => None,
-            ReluKind::Split => Some(usize::from(self.sign_bits)),
+            ReluKind::Split => Some(self.sign_bits as usize),
         }
     }
 
     /// One party's share reduced locally for the sign circuit: `(share mod 2^h) >> k`.
-    pub fn reduce(&self, share: u64) -> u64 {
-        let h = u32::from(self.range_bits);
+    pub const fn reduce(&self, share: u64) -> u64 {
+        let h = self.range_bits as u32;
         let low = if h >= 64 {
             share
         } else {
@@ -187,45 +187,45 @@ impl ReluParams {
     }
 
     /// AND gates garbled per ReLU.
-    pub fn and_gates(&self) -> usize {
+    pub const fn and_gates(&self) -> usize {
         match self.kind {
             ReluKind::Full => gc::RELU_AND_GATES,
-            ReluKind::Split => gc::sign_and_gates(usize::from(self.sign_bits)),
+            ReluKind::Split => gc::sign_and_gates(self.sign_bits as usize),
         }
     }
 
     /// AES blocks the client runs to evaluate one ReLU.
-    pub fn eval_aes_blocks(&self) -> usize {
+    pub const fn eval_aes_blocks(&self) -> usize {
         match self.kind {
             ReluKind::Full => gc::EVAL_AES_PER_RELU,
-            ReluKind::Split => gc::sign_eval_aes(usize::from(self.sign_bits)),
+            ReluKind::Split => gc::sign_eval_aes(self.sign_bits as usize),
         }
     }
 
     /// AES blocks the garbler runs per ReLU.
-    pub fn garble_aes_blocks(&self) -> usize {
+    pub const fn garble_aes_blocks(&self) -> usize {
         match self.kind {
             ReluKind::Full => gc::GARBLE_AES_PER_RELU,
-            ReluKind::Split => gc::sign_garble_aes(usize::from(self.sign_bits)),
+            ReluKind::Split => gc::sign_garble_aes(self.sign_bits as usize),
         }
     }
 
     /// Bytes of the client's material per ReLU (stored, or streamed before its labels).
-    pub fn material_bytes(&self) -> usize {
+    pub const fn material_bytes(&self) -> usize {
         GcMaterial::wire_bytes(self.sign_width())
     }
 
     /// Bytes the server sends online per ReLU: the labels of its input bits, and for the split
     /// ReLU the multiplexer ciphertext.
-    pub fn label_bytes(&self) -> usize {
+    pub const fn label_bytes(&self) -> usize {
         match self.kind {
             ReluKind::Full => gc::INPUT_LABEL_BYTES,
-            ReluKind::Split => usize::from(self.sign_bits) * LABEL_BYTES + WORD_BYTES,
+            ReluKind::Split => self.sign_bits as usize * LABEL_BYTES + WORD_BYTES,
         }
     }
 
     /// Bytes the client sends after evaluating, per ReLU (the split ReLU's OT correction).
-    pub fn correction_bytes(&self) -> usize {
+    pub const fn correction_bytes(&self) -> usize {
         match self.kind {
             ReluKind::Full => 0,
             ReluKind::Split => WORD_BYTES,
@@ -234,7 +234,7 @@ impl ReluParams {
 
     /// Bytes of ChaCha20 keystream the client draws per ReLU: the re-share mask, and for the
     /// split ReLU the mask again and the OT pair twice (evaluation, then the correction).
-    pub fn client_keystream_bytes(&self) -> usize {
+    pub const fn client_keystream_bytes(&self) -> usize {
         match self.kind {
             ReluKind::Full => WORD_BYTES,
             ReluKind::Split => 3 * WORD_BYTES + 2 * 2 * WORD_BYTES,
@@ -244,10 +244,10 @@ impl ReluParams {
     /// Bytes the server keeps per ReLU between the phases: its input zero labels and its
     /// output share (full), or its input zero labels, the two pads, the permute bit and its OT
     /// output (split).
-    pub fn server_storage_bytes(&self) -> usize {
+    pub const fn server_storage_bytes(&self) -> usize {
         match self.kind {
             ReluKind::Full => gc::INPUT_LABEL_BYTES + WORD_BYTES,
-            ReluKind::Split => usize::from(self.sign_bits) * LABEL_BYTES + 3 * WORD_BYTES + 1,
+            ReluKind::Split => self.sign_bits as usize * LABEL_BYTES + 3 * WORD_BYTES + 1,
         }
     }
 }
@@ -275,6 +275,15 @@ impl ReluPlan {
     /// The parameters of layer `layer`.
     pub fn layer(&self, layer: usize) -> ReluParams {
         self.layers.get(layer).copied().unwrap_or(ReluParams::FULL)
+    }
+
+    /// The sign width of the narrowest split layer, `None` when every layer is full.
+    pub fn narrowest_split(&self) -> Option<u8> {
+        self.layers
+            .iter()
+            .filter(|p| p.kind == ReluKind::Split)
+            .map(|p| p.sign_bits)
+            .min()
     }
 
     /// Sets layer `layer`'s parameters.
