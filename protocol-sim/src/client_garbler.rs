@@ -14,19 +14,18 @@ use std::io::{Read, Write};
 use pi_core::share::client_garbler::{CIRCUIT_BYTES, Circuit, GarblerClient, GarblerSeed};
 use pi_core::share::gc::{self, GcHash, GcMaterial, LABEL_BYTES, Label, SHARE_BITS};
 use pi_core::share::prg::{Prg, Purpose};
-use pi_core::share::session::{self, Frame};
-use pi_core::share::{
-    ClientSeed, Delivery, HandshakeError, Hello, NoProbe, Party, ProtocolError, ProtocolName,
-    Streamed, linear, local,
-};
-use pi_core::{Layer, Model, Op};
+use pi_core::share::session;
+use pi_core::share::{Delivery, Hello, NoProbe, ProtocolError, ProtocolName, Streamed};
+use pi_core::{Model, Op};
 
 use crate::SimError;
 use crate::channel::{Kind, Metered};
 use crate::entropy::Entropy;
 use crate::offline::{ClientLayer, ClientOffline, linear_bytes, ring_product};
-use crate::server::ServerMessage;
-use crate::session::{ClientOutcome, ServeOptions, ServedInference, ServedSession, accept};
+use crate::server::{ServerMessage, linear_output, local_layer};
+use crate::session::{
+    ClientOutcome, ServeOptions, ServedSession, accept, client_inferences, serve_inferences,
+};
 
 /// The protocol's name in the handshake.
 pub fn protocol_name() -> ProtocolName {
@@ -109,28 +108,6 @@ fn receive_circuits<S: Read + Write>(
     Ok(layers)
 }
 
-/// The server's output share of a conv/linear layer from the client's masked input.
-fn linear_layer(layer: &Layer<'_>, input: &[u64], masked: &[u64], s: &[u64]) -> Vec<u64> {
-    let x: Vec<u64> = input
-        .iter()
-        .zip(masked)
-        .map(|(a, b)| a.wrapping_add(*b))
-        .collect();
-    let plane = layer.output_shape.plane();
-    ring_product(layer, &x)
-        .iter()
-        .zip(s)
-        .enumerate()
-        .map(|(j, (p, s))| match layer.op {
-            Op::Conv2d(c) => {
-                linear::finish_server(*p, c.bias_at(j / plane), *s, c.weight_frac_bits)
-            }
-            Op::Linear(l) => linear::finish_server(*p, l.bias_at(j), *s, l.weight_frac_bits),
-            _ => 0,
-        })
-        .collect()
-}
-
 /// The server's online phase: evaluates every circuit with the client's online labels.
 fn serve_online<S: Read + Write>(
     model: &Model<'_>,
@@ -161,7 +138,7 @@ fn serve_online<S: Read + Write>(
                 }
                 let masked = io.recv_words(input.len())?;
                 let s = std::mem::take(&mut shares_s[layer.index]);
-                linear_layer(&layer, input, &masked, &s)
+                linear_output(&layer, input, &masked, &s)
             }
             Op::MaskedRelu(mask) if mask.kept() > 0 => {
                 let mine = relus
@@ -190,30 +167,8 @@ fn serve_online<S: Read + Write>(
                 }
                 out
             }
-            Op::MaskedRelu(_) | Op::Flatten => input.clone(),
-            Op::AvgPool2d { kernel, stride } => {
-                let mut out = vec![0u64; layer.output_shape.elements()];
-                local::avg_pool(
-                    kernel,
-                    stride,
-                    layer.input_shape,
-                    layer.output_shape,
-                    input,
-                    &mut out,
-                    Party::Server,
-                );
-                out
-            }
-            Op::GlobalAvgPool => {
-                let mut out = vec![0u64; layer.output_shape.elements()];
-                local::global_avg_pool(layer.input_shape, input, &mut out, Party::Server);
-                out
-            }
-            Op::Add { other } => {
-                let mut out = input.clone();
-                local::add_into(&mut out, &tensors[other]);
-                out
-            }
+            Op::MaskedRelu(_) => input.clone(),
+            op if let Some(out) = local_layer(&layer, op, input, &tensors) => out,
             _ => return Err(ProtocolError::Offline { layer: layer.index }),
         };
         tensors.push(out);
@@ -236,26 +191,7 @@ pub fn serve<S: Read + Write>(
 ) -> Result<ServedSession, ProtocolError> {
     // Only the full ReLU: the split ReLU's multiplexer is a server-garbler construction here.
     let (ours, plan) = accept(model, io, seen, options, protocol_name(), false)?;
-    let mut log = ServedSession {
-        session: ours.session,
-        delivery: ours.delivery,
-        plan,
-        inferences: Vec::new(),
-        material: Default::default(),
-        control: Default::default(),
-    };
-    loop {
-        io.set_kind(Kind::Control);
-        let Frame::Start { index, dealer_seed } = Frame::recv(io)? else {
-            break;
-        };
-        if index as usize != log.inferences.len() {
-            return Err(HandshakeError::Malformed.into());
-        }
-        io.meter().reset_online();
-        let server_seed = entropy
-            .bytes::<32>()
-            .map_err(|_| ProtocolError::Transport)?;
+    serve_inferences(&ours, plan, io, entropy, |dealer_seed, server_seed, io| {
         io.set_kind(Kind::Material);
         let relus = receive_circuits(model, io, &dealer_seed, &server_seed)?;
         let (client, server) = linear_shares(model, &dealer_seed, &server_seed);
@@ -273,16 +209,8 @@ pub fn serve<S: Read + Write>(
         };
         io.set_kind(Kind::Online);
         let sent = serve_online(model, io, &relus, server, streamed)?;
-        log.inferences.push(ServedInference {
-            sent,
-            sign_faults: (0, 0),
-            stats: io.meter().snapshot(),
-        });
-    }
-    let stats = io.meter().snapshot();
-    log.material = stats.material;
-    log.control = stats.control;
-    Ok(log)
+        Ok((sent, (0, 0)))
+    })
 }
 
 /// Runs a client-garbler session as the client (see [`crate::session::client`]).
@@ -303,39 +231,22 @@ pub fn client<S: Read + Write>(
     let hello = Hello::new(protocol_name(), model, entropy.bytes::<16>()?, delivery);
     session::client_handshake(io, &hello)?;
     let mut shares = vec![0u64; model.arena_words()];
-    let mut outcomes = Vec::with_capacity(inputs.len());
-    for (index, input) in inputs.iter().enumerate() {
-        io.set_kind(Kind::Control);
-        let seed = ClientSeed::from_bytes(entropy.bytes::<32>()?);
-        Frame::Start {
-            index: u32::try_from(index)
-                .map_err(|_| SimError::Usage("too many inferences".into()))?,
-            dealer_seed: *seed.expose_to_dealer(),
-        }
-        .send(io)?;
-        io.meter().reset_online();
+    client_inferences(model, io, entropy, inputs, |input, seed, io, output| {
         io.set_kind(Kind::Material);
         let garbled = GarblerClient::new(model, seed).garble(io)?;
-        let mut output = vec![0i64; model.output_shape().elements()];
         match delivery {
             Delivery::Stored => {
                 let offline = read_linear_shares(model, io)?;
                 io.set_kind(Kind::Online);
-                garbled.run(input, &mut shares, offline, io, &mut NoProbe, &mut output)?;
+                garbled.run(input, &mut shares, offline, io, &mut NoProbe, output)?;
             }
             Delivery::Streamed => {
                 io.set_kind(Kind::Online);
-                garbled.run(input, &mut shares, Streamed, io, &mut NoProbe, &mut output)?;
+                garbled.run(input, &mut shares, Streamed, io, &mut NoProbe, output)?;
             }
         }
-        outcomes.push(ClientOutcome {
-            output,
-            stats: io.meter().snapshot(),
-        });
-    }
-    io.set_kind(Kind::Control);
-    Frame::End.send(io)?;
-    Ok(outcomes)
+        Ok(())
+    })
 }
 
 /// The client's stored material: the linear layers' shares only (nothing per ReLU).

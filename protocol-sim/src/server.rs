@@ -8,7 +8,7 @@ use std::io::{Read, Write};
 use pi_core::share::gc::{self, LABEL_BYTES};
 use pi_core::share::relu::mux;
 use pi_core::share::{Party, ProtocolError, ReluPlan, linear, local};
-use pi_core::{Model, Op};
+use pi_core::{Layer, Model, Op};
 
 use crate::channel::Metered;
 use crate::offline::{
@@ -108,27 +108,7 @@ pub fn run<S: Read + Write>(
                     send(io, ServerMessage::LinearShare, &linear_bytes(words))?;
                 }
                 let masked = io.recv_words(input.len())?;
-                let x: Vec<u64> = input
-                    .iter()
-                    .zip(&masked)
-                    .map(|(s, m)| s.wrapping_add(*m))
-                    .collect();
-                let product = ring_product(&layer, &x);
-                let plane = layer.output_shape.plane();
-                product
-                    .iter()
-                    .zip(&s)
-                    .enumerate()
-                    .map(|(j, (p, s))| match layer.op {
-                        Op::Conv2d(c) => {
-                            linear::finish_server(*p, c.bias_at(j / plane), *s, c.weight_frac_bits)
-                        }
-                        Op::Linear(l) => {
-                            linear::finish_server(*p, l.bias_at(j), *s, l.weight_frac_bits)
-                        }
-                        _ => 0,
-                    })
-                    .collect()
+                linear_output(&layer, input, &masked, &s)
             }
             (Op::MaskedRelu(mask), mine) if mask.kept() > 0 => {
                 let p = plan.layer(layer.index);
@@ -212,30 +192,7 @@ pub fn run<S: Read + Write>(
                 out
             }
             (Op::MaskedRelu(_), _) => input.clone(),
-            (Op::AvgPool2d { kernel, stride }, _) => {
-                let mut out = vec![0u64; layer.output_shape.elements()];
-                local::avg_pool(
-                    kernel,
-                    stride,
-                    layer.input_shape,
-                    layer.output_shape,
-                    input,
-                    &mut out,
-                    Party::Server,
-                );
-                out
-            }
-            (Op::GlobalAvgPool, _) => {
-                let mut out = vec![0u64; layer.output_shape.elements()];
-                local::global_avg_pool(layer.input_shape, input, &mut out, Party::Server);
-                out
-            }
-            (Op::Add { other }, _) => {
-                let mut out = input.clone();
-                local::add_into(&mut out, &tensors[other]);
-                out
-            }
-            (Op::Flatten, _) => input.clone(),
+            (op, _) if let Some(out) = local_layer(&layer, op, input, &tensors) => out,
             _ => return Err(ProtocolError::Offline { layer: layer.index }),
         };
         tensors.push(out);
@@ -247,5 +204,69 @@ pub fn run<S: Read + Write>(
     Ok(Online {
         sent,
         split_inputs: relu_inputs,
+    })
+}
+
+/// The server's output share of a conv or linear layer from its input share and the client's
+/// masked input `x − r`: `W·x + b − s`, truncated (both protocols).
+pub(crate) fn linear_output(
+    layer: &Layer<'_>,
+    input: &[u64],
+    masked: &[u64],
+    s: &[u64],
+) -> Vec<u64> {
+    let x: Vec<u64> = input
+        .iter()
+        .zip(masked)
+        .map(|(a, b)| a.wrapping_add(*b))
+        .collect();
+    let plane = layer.output_shape.plane();
+    ring_product(layer, &x)
+        .iter()
+        .zip(s)
+        .enumerate()
+        .map(|(j, (p, s))| match layer.op {
+            Op::Conv2d(c) => {
+                linear::finish_server(*p, c.bias_at(j / plane), *s, c.weight_frac_bits)
+            }
+            Op::Linear(l) => linear::finish_server(*p, l.bias_at(j), *s, l.weight_frac_bits),
+            _ => 0,
+        })
+        .collect()
+}
+
+/// The server's share after a messageless layer (pools, add, flatten), `None` for the others.
+pub(crate) fn local_layer(
+    layer: &Layer<'_>,
+    op: Op<'_>,
+    input: &[u64],
+    tensors: &[Vec<u64>],
+) -> Option<Vec<u64>> {
+    Some(match op {
+        Op::AvgPool2d { kernel, stride } => {
+            let mut out = vec![0u64; layer.output_shape.elements()];
+            local::avg_pool(
+                kernel,
+                stride,
+                layer.input_shape,
+                layer.output_shape,
+                input,
+                &mut out,
+                Party::Server,
+            );
+            out
+        }
+        Op::GlobalAvgPool => {
+            let mut out = vec![0u64; layer.output_shape.elements()];
+            local::global_avg_pool(layer.input_shape, input, &mut out, Party::Server);
+            out
+        }
+        Op::Add { other } => {
+            let mut out = input.to_vec();
+            local::add_into(&mut out, tensors.get(other)?);
+            out
+        }
+        Op::Flatten => input.to_vec(),
+        _ => return None,
     })
 }

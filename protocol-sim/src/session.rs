@@ -162,6 +162,41 @@ pub fn serve<S: Read + Write>(
 ) -> Result<ServedSession, ProtocolError> {
     let (ours, plan) = accept(model, io, seen, options, PROTOCOL, true)?;
     session::send_plan(io, model, &plan)?;
+    serve_inferences(&ours, plan, io, entropy, |dealer_seed, server_seed, io| {
+        let mut pre = Preprocessing::with_plan(model, plan, dealer_seed, server_seed);
+        let material = match ours.delivery {
+            Delivery::Stored => {
+                let delta = pre.delta();
+                io.set_kind(Kind::Material);
+                let layers = pre.send_all(|bytes| io.send_bytes(bytes))?;
+                ServerMaterial::Stored { layers, delta }
+            }
+            Delivery::Streamed => ServerMaterial::Streamed(&mut pre),
+        };
+        io.set_kind(Kind::Online);
+        let online = server::run(model, &plan, material, io)?;
+        Ok((
+            online.sent,
+            sign_faults(&plan, &online.split_inputs, &dealer_seed),
+        ))
+    })
+}
+
+/// The server's side of a session after the handshake, whatever the protocol: for each start
+/// frame fresh server randomness (labels, Δ, output masks, shares) and
+/// `infer(dealer_seed, server_seed, io)` (the preprocessing and the online phase, returning the
+/// messages sent and the sign-fault audit), logged with its online stats; until the end frame.
+pub(crate) fn serve_inferences<S: Read + Write>(
+    ours: &Hello,
+    plan: ReluPlan,
+    io: &mut Metered<S>,
+    entropy: &mut Entropy,
+    mut infer: impl FnMut(
+        [u8; 32],
+        [u8; 32],
+        &mut Metered<S>,
+    ) -> Result<(Vec<(ServerMessage, usize)>, (usize, usize)), ProtocolError>,
+) -> Result<ServedSession, ProtocolError> {
     let mut log = ServedSession {
         session: ours.session,
         delivery: ours.delivery,
@@ -172,36 +207,22 @@ pub fn serve<S: Read + Write>(
     };
     loop {
         io.set_kind(Kind::Control);
-        match Frame::recv(io)? {
-            Frame::End => break,
-            Frame::Start { index, dealer_seed } => {
-                if index as usize != log.inferences.len() {
-                    return Err(HandshakeError::Malformed.into());
-                }
-                io.meter().reset_online();
-                // Fresh server randomness for every inference: labels, Δ, output masks, shares.
-                let server_seed = entropy
-                    .bytes::<32>()
-                    .map_err(|_| ProtocolError::Transport)?;
-                let mut pre = Preprocessing::with_plan(model, plan, dealer_seed, server_seed);
-                let material = match ours.delivery {
-                    Delivery::Stored => {
-                        let delta = pre.delta();
-                        io.set_kind(Kind::Material);
-                        let layers = pre.send_all(|bytes| io.send_bytes(bytes))?;
-                        ServerMaterial::Stored { layers, delta }
-                    }
-                    Delivery::Streamed => ServerMaterial::Streamed(&mut pre),
-                };
-                io.set_kind(Kind::Online);
-                let online = server::run(model, &plan, material, io)?;
-                log.inferences.push(ServedInference {
-                    sign_faults: sign_faults(&plan, &online.split_inputs, &dealer_seed),
-                    sent: online.sent,
-                    stats: io.meter().snapshot(),
-                });
-            }
+        let Frame::Start { index, dealer_seed } = Frame::recv(io)? else {
+            break;
+        };
+        if index as usize != log.inferences.len() {
+            return Err(HandshakeError::Malformed.into());
         }
+        io.meter().reset_online();
+        let server_seed = entropy
+            .bytes::<32>()
+            .map_err(|_| ProtocolError::Transport)?;
+        let (sent, sign_faults) = infer(dealer_seed, server_seed, io)?;
+        log.inferences.push(ServedInference {
+            sent,
+            stats: io.meter().snapshot(),
+            sign_faults,
+        });
     }
     let stats = io.meter().snapshot();
     log.material = stats.material;
@@ -238,18 +259,7 @@ pub fn client<S: Read + Write>(
     let plan = session::receive_plan(io, model, &hello)?;
     let mut shares = vec![0u64; model.arena_words()];
     let mut material: Vec<GcMaterial> = vec![GcMaterial::EMPTY; LOCK_STEP];
-    let mut outcomes = Vec::with_capacity(inputs.len());
-    for (index, input) in inputs.iter().enumerate() {
-        io.set_kind(Kind::Control);
-        let seed = ClientSeed::from_bytes(entropy.bytes::<32>()?);
-        Frame::Start {
-            index: u32::try_from(index)
-                .map_err(|_| SimError::Usage("too many inferences".into()))?,
-            dealer_seed: *seed.expose_to_dealer(),
-        }
-        .send(io)?;
-        io.meter().reset_online();
-        let mut output = vec![0i64; model.output_shape().elements()];
+    client_inferences(model, io, entropy, inputs, |input, seed, io, output| {
         let client = Client::with_plan(model, seed, plan);
         let mut colours = vec![0u8; client.colour_bytes()];
         let buffers = ClientBuffers {
@@ -262,13 +272,41 @@ pub fn client<S: Read + Write>(
                 io.set_kind(Kind::Material);
                 let offline = ClientOffline::read(model, &plan, io)?;
                 io.set_kind(Kind::Online);
-                client.run(input, buffers, offline, io, &mut NoProbe, &mut output)?;
+                client.run(input, buffers, offline, io, &mut NoProbe, output)?;
             }
             Delivery::Streamed => {
                 io.set_kind(Kind::Online);
-                client.run(input, buffers, Streamed, io, &mut NoProbe, &mut output)?;
+                client.run(input, buffers, Streamed, io, &mut NoProbe, output)?;
             }
         }
+        Ok(())
+    })
+}
+
+/// The client's side of a session after the handshake, whatever the protocol: for each input a
+/// fresh seed from `entropy` and its start frame, then `infer(input, seed, io, output)` (the
+/// preprocessing and the online phase), then the inference's online stats; at the end the end
+/// frame.
+pub(crate) fn client_inferences<S: Read + Write>(
+    model: &Model<'_>,
+    io: &mut Metered<S>,
+    entropy: &mut Entropy,
+    inputs: &[Vec<i32>],
+    mut infer: impl FnMut(&[i32], ClientSeed, &mut Metered<S>, &mut [i64]) -> Result<(), SimError>,
+) -> Result<Vec<ClientOutcome>, SimError> {
+    let mut outcomes = Vec::with_capacity(inputs.len());
+    for (index, input) in inputs.iter().enumerate() {
+        io.set_kind(Kind::Control);
+        let seed = ClientSeed::from_bytes(entropy.bytes::<32>()?);
+        Frame::Start {
+            index: u32::try_from(index)
+                .map_err(|_| SimError::Usage("too many inferences".into()))?,
+            dealer_seed: *seed.expose_to_dealer(),
+        }
+        .send(io)?;
+        io.meter().reset_online();
+        let mut output = vec![0i64; model.output_shape().elements()];
+        infer(input, seed, io, &mut output)?;
         outcomes.push(ClientOutcome {
             output,
             stats: io.meter().snapshot(),

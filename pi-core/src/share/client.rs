@@ -344,9 +344,7 @@ impl<'m, 'a> Client<'m, 'a> {
     }
 
     fn range(&self, id: usize) -> core::ops::Range<usize> {
-        let start = self.model.tensor_offset(id).unwrap_or(0);
-        let len = self.model.tensor_shape(id).map_or(0, |s| s.elements());
-        start..start + len
+        tensor_range(self.model, id)
     }
 
     /// Runs the private inference on the fixed-point `input` and writes the reconstructed
@@ -407,6 +405,89 @@ impl<'m, 'a> Client<'m, 'a> {
     }
 }
 
+/// The words of tensor `id` in the share arena (empty for an unknown id).
+pub(crate) fn tensor_range(model: &Model<'_>, id: usize) -> core::ops::Range<usize> {
+    let start = model.tensor_offset(id).unwrap_or(0);
+    let len = model.tensor_shape(id).map_or(0, |s| s.elements());
+    start..start + len
+}
+
+/// Where a conv or linear layer reads and writes in the share arena, and its shift.
+pub(crate) struct LinearStep {
+    /// The input tensor's words.
+    pub input: core::ops::Range<usize>,
+    /// The output tensor's words.
+    pub out: core::ops::Range<usize>,
+    /// The layer's index.
+    pub layer: usize,
+    /// The truncation after the product.
+    pub shift: u8,
+}
+
+/// The client's conv or linear layer, in both protocols: take the offline share `W·r − s`,
+/// send `x − r` (`r` from the seed `key`), truncate the share.
+pub(crate) fn linear_step<O: OfflineSource, T: Transport, P: Probe>(
+    key: &[u8; 32],
+    shares: &mut [u64],
+    step: LinearStep,
+    offline: &mut O,
+    io: &mut T,
+    probe: &mut P,
+) -> Result<(), ProtocolError> {
+    // The plan never places a conv/linear output over its input, so the offline share can land
+    // in the output range before the input is sent.
+    let (src, dst) = split_rw(shares, step.input, step.out)?;
+    probe.enter(Phase::Io);
+    let got = offline.linear_share(step.layer, dst, io);
+    probe.enter(Phase::Shares);
+    got?;
+    let mut prg = Prg::new(key, step.layer, Purpose::LinearInput);
+    let mut writer = WordWriter::new(io, probe);
+    for &x in src.iter() {
+        writer.push(x.wrapping_sub(prg.next_u64()))?;
+    }
+    writer.flush()?;
+    for v in dst.iter_mut() {
+        *v = finish_client(*v, step.shift);
+    }
+    Ok(())
+}
+
+/// The end of an inference, in both protocols: the server's output share completes the
+/// client's (`shares[last]`), and the result must lie within `±`[`OUTPUT_BOUND`].
+pub(crate) fn finish_output<T: Transport, P: Probe>(
+    model: &Model<'_>,
+    shares: &[u64],
+    last: core::ops::Range<usize>,
+    io: &mut T,
+    probe: &mut P,
+    output: &mut [i64],
+) -> Result<(), ProtocolError> {
+    io.layer_start(model.layer_count());
+    let last = shares.get(last).ok_or(ProtocolError::Inconsistent)?;
+    let mut server = [0u64; 32];
+    for (outs, mine) in output
+        .chunks_mut(server.len())
+        .zip(last.chunks(server.len()))
+    {
+        let theirs = &mut server[..outs.len()];
+        probe.enter(Phase::Io);
+        let received = recv_words(io, theirs);
+        probe.enter(Phase::Shares);
+        received?;
+        for ((o, &c), &s) in outs.iter_mut().zip(mine).zip(theirs.iter()) {
+            *o = ring::reconstruct(c, s);
+        }
+    }
+    match output
+        .iter()
+        .position(|v| v.unsigned_abs() > OUTPUT_BOUND as u64)
+    {
+        Some(index) => Err(ProtocolError::OutputOutOfRange { index }),
+        None => Ok(()),
+    }
+}
+
 impl<O: OfflineSource, T: Transport, P: Probe> Session<'_, '_, '_, O, T, P> {
     fn run(&mut self, input: &[i32], output: &mut [i64]) -> Result<(), ProtocolError> {
         let client = self.client;
@@ -433,44 +514,8 @@ impl<O: OfflineSource, T: Transport, P: Probe> Session<'_, '_, '_, O, T, P> {
                     }
                     self.relu(out, &mask, layer.index, &mut gc_index)?;
                 }
-                Op::AvgPool2d { kernel, stride } => {
-                    let (src, dst) = split_rw(self.shares, inp, out)?;
-                    local::avg_pool(
-                        kernel,
-                        stride,
-                        layer.input_shape,
-                        layer.output_shape,
-                        src,
-                        dst,
-                        Party::Client,
-                    );
-                }
-                Op::GlobalAvgPool => {
-                    let (src, dst) = split_rw(self.shares, inp, out)?;
-                    local::global_avg_pool(layer.input_shape, src, dst, Party::Client);
-                }
-                Op::Add { other } => {
-                    let other = client.range(other);
-                    if inp == out && other == out {
-                        local::double(
-                            self.shares
-                                .get_mut(out)
-                                .ok_or(ProtocolError::Inconsistent)?,
-                        );
-                    } else {
-                        if inp != out {
-                            let (src, dst) = split_rw(self.shares, inp, out.clone())?;
-                            dst.copy_from_slice(src);
-                        }
-                        let (src, dst) = split_rw(self.shares, other, out)?;
-                        local::add_into(dst, src);
-                    }
-                }
-                Op::Flatten => {
-                    if inp != out {
-                        let (src, dst) = split_rw(self.shares, inp, out)?;
-                        dst.copy_from_slice(src);
-                    }
+                Op::AvgPool2d { .. } | Op::GlobalAvgPool | Op::Add { .. } | Op::Flatten => {
+                    local::run_layer(self.shares, &layer, |id| client.range(id), Party::Client)?;
                 }
             }
         }
@@ -479,33 +524,15 @@ impl<O: OfflineSource, T: Transport, P: Probe> Session<'_, '_, '_, O, T, P> {
 
     /// The server's output share completes the result, which must lie in the proven range.
     fn finish(&mut self, output: &mut [i64]) -> Result<(), ProtocolError> {
-        let client = self.client;
-        self.io.layer_start(client.model.layer_count());
-        let last = self
-            .shares
-            .get(client.range(client.model.layer_count()))
-            .ok_or(ProtocolError::Inconsistent)?;
-        let mut server = [0u64; 32];
-        for (outs, mine) in output
-            .chunks_mut(server.len())
-            .zip(last.chunks(server.len()))
-        {
-            let theirs = &mut server[..outs.len()];
-            self.probe.enter(Phase::Io);
-            let received = recv_words(self.io, theirs);
-            self.probe.enter(Phase::Shares);
-            received?;
-            for ((o, &c), &s) in outs.iter_mut().zip(mine).zip(theirs.iter()) {
-                *o = ring::reconstruct(c, s);
-            }
-        }
-        match output
-            .iter()
-            .position(|v| v.unsigned_abs() > OUTPUT_BOUND as u64)
-        {
-            Some(index) => Err(ProtocolError::OutputOutOfRange { index }),
-            None => Ok(()),
-        }
+        let range = self.client.range(self.client.model.layer_count());
+        finish_output(
+            self.client.model,
+            self.shares,
+            range,
+            self.io,
+            self.probe,
+            output,
+        )
     }
 
     /// A conv or linear layer: take the offline share, send `x − r`, truncate the share.
@@ -516,23 +543,21 @@ impl<O: OfflineSource, T: Transport, P: Probe> Session<'_, '_, '_, O, T, P> {
         layer: usize,
         shift: u8,
     ) -> Result<(), ProtocolError> {
-        // The plan never places a conv/linear output over its input, so the offline share can
-        // land in the output range before the input is sent.
-        let (src, dst) = split_rw(self.shares, input, out)?;
-        self.probe.enter(Phase::Io);
-        let got = self.offline.linear_share(layer, dst, self.io);
-        self.probe.enter(Phase::Shares);
-        got?;
-        let mut prg = Prg::new(self.client.seed.key(), layer, Purpose::LinearInput);
-        let mut writer = WordWriter::new(self.io, self.probe);
-        for &x in src.iter() {
-            writer.push(x.wrapping_sub(prg.next_u64()))?;
-        }
-        writer.flush()?;
-        for v in dst.iter_mut() {
-            *v = finish_client(*v, shift);
-        }
-        Ok(())
+        let seed = self.client.seed.key();
+        let step = LinearStep {
+            input,
+            out,
+            layer,
+            shift,
+        };
+        linear_step(
+            seed,
+            self.shares,
+            step,
+            &mut self.offline,
+            self.io,
+            self.probe,
+        )
     }
 
     fn relu(

@@ -22,22 +22,21 @@
 //! are stored. Both phases consume the client: [`GarblerClient::garble`] turns it into a
 //! [`Garbled`] client whose [`Garbled::run`] can run once.
 
-use crate::layer::Op;
+use crate::layer::{Conv2d, Linear, Op};
 use crate::model::{MAX_LAYERS, Model};
 
 use super::client::{
-    ClientSeed, OfflineSource, Phase, Probe, Transport, WORD_BYTES, WordWriter, recv_words,
-    split_rw,
+    ClientSeed, LinearStep, OfflineSource, Phase, Probe, Transport, WORD_BYTES, finish_output,
+    linear_step, recv_words, split_rw, tensor_range,
 };
 use super::error::ProtocolError;
 use super::gc::{
     self, DECODE_BYTES, GcHash, INPUT_LABEL_BYTES, LABEL_BYTES, Label, SHARE_BITS, TABLE_BYTES,
     TABLE_LABELS,
 };
-use super::linear::finish_client;
 use super::local;
-use super::prg::{GarblerStream, Prg, Purpose};
-use super::ring::{self, Party};
+use super::prg::{GarblerStream, Prg};
+use super::ring::Party;
 
 /// Bytes of one garbled ReLU as the client uploads it: the tables, the labels of its mask
 /// `t = −r'` and the output decoding bits, in that order (labels little-endian).
@@ -224,9 +223,7 @@ impl<'m, 'a> GarblerClient<'m, 'a> {
 
 impl Garbled<'_, '_> {
     fn range(&self, id: usize) -> core::ops::Range<usize> {
-        let start = self.model.tensor_offset(id).unwrap_or(0);
-        let len = self.model.tensor_shape(id).map_or(0, |s| s.elements());
-        start..start + len
+        tensor_range(self.model, id)
     }
 
     /// The online phase on the fixed-point `input`: writes the reconstructed output to `output`.
@@ -275,26 +272,23 @@ impl Garbled<'_, '_> {
             io.layer_start(layer.index);
             let (inp, out) = (self.range(layer.input), self.range(layer.output()));
             match layer.op {
-                Op::Conv2d(c) => self.linear(
-                    shares,
-                    inp,
-                    out,
-                    layer.index,
-                    c.weight_frac_bits,
-                    &mut offline,
-                    io,
-                    probe,
-                )?,
-                Op::Linear(l) => self.linear(
-                    shares,
-                    inp,
-                    out,
-                    layer.index,
-                    l.weight_frac_bits,
-                    &mut offline,
-                    io,
-                    probe,
-                )?,
+                Op::Conv2d(Conv2d {
+                    weight_frac_bits: shift,
+                    ..
+                })
+                | Op::Linear(Linear {
+                    weight_frac_bits: shift,
+                    ..
+                }) => {
+                    let step = LinearStep {
+                        input: inp,
+                        out,
+                        layer: layer.index,
+                        shift,
+                    };
+                    let key = self.seed.expose_to_dealer();
+                    linear_step(key, shares, step, &mut offline, io, probe)?;
+                }
                 Op::MaskedRelu(mask) => {
                     if inp != out {
                         let (src, dst) = split_rw(shares, inp, out.clone())?;
@@ -311,73 +305,8 @@ impl Garbled<'_, '_> {
                 }
             }
         }
-        self.finish(shares, io, probe, output)
-    }
-
-    /// A conv or linear layer, as in the server-garbler protocol: take the offline share, send
-    /// `x − r`, truncate the share.
-    #[allow(clippy::too_many_arguments)]
-    fn linear<O: OfflineSource, T: Transport, P: Probe>(
-        &self,
-        shares: &mut [u64],
-        input: core::ops::Range<usize>,
-        out: core::ops::Range<usize>,
-        layer: usize,
-        shift: u8,
-        offline: &mut O,
-        io: &mut T,
-        probe: &mut P,
-    ) -> Result<(), ProtocolError> {
-        let (src, dst) = split_rw(shares, input, out)?;
-        probe.enter(Phase::Io);
-        let got = offline.linear_share(layer, dst, io);
-        probe.enter(Phase::Shares);
-        got?;
-        let mut prg = Prg::new(self.seed.expose_to_dealer(), layer, Purpose::LinearInput);
-        let mut writer = WordWriter::new(io, probe);
-        for &x in src.iter() {
-            writer.push(x.wrapping_sub(prg.next_u64()))?;
-        }
-        writer.flush()?;
-        for v in dst.iter_mut() {
-            *v = finish_client(*v, shift);
-        }
-        Ok(())
-    }
-
-    /// The server's output share completes the result, which must lie in the proven range.
-    fn finish<T: Transport, P: Probe>(
-        &self,
-        shares: &[u64],
-        io: &mut T,
-        probe: &mut P,
-        output: &mut [i64],
-    ) -> Result<(), ProtocolError> {
-        io.layer_start(self.model.layer_count());
-        let last = shares
-            .get(self.range(self.model.layer_count()))
-            .ok_or(ProtocolError::Inconsistent)?;
-        let mut server = [0u64; 32];
-        for (outs, mine) in output
-            .chunks_mut(server.len())
-            .zip(last.chunks(server.len()))
-        {
-            let theirs = &mut server[..outs.len()];
-            probe.enter(Phase::Io);
-            let received = recv_words(io, theirs);
-            probe.enter(Phase::Shares);
-            received?;
-            for ((o, &c), &s) in outs.iter_mut().zip(mine).zip(theirs.iter()) {
-                *o = ring::reconstruct(c, s);
-            }
-        }
-        match output
-            .iter()
-            .position(|v| v.unsigned_abs() > super::client::OUTPUT_BOUND as u64)
-        {
-            Some(index) => Err(ProtocolError::OutputOutOfRange { index }),
-            None => Ok(()),
-        }
+        let last = self.range(model.layer_count());
+        finish_output(model, shares, last, io, probe, output)
     }
 }
 
