@@ -21,7 +21,8 @@ use crate::train::run_dir::{RunDir, load_trained};
 #[derive(Debug, Clone, PartialEq, Eq, Args, Serialize, Deserialize)]
 pub struct Deployment {
     /// Client device preset (pi-core cost model): cortex-m4-64, cortex-m4-100,
-    /// cortex-m4-cryp-168, cortex-m0plus-48, phone.
+    /// cortex-m4-cryp-168, stm32h7-cryp-600, stm32u5-aes-160, cortex-m0plus-48,
+    /// phone.
     #[arg(long, default_value = "cortex-m4-64")]
     pub device: String,
     /// Network preset: lan, wan, lte, ble.

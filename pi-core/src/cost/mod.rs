@@ -33,7 +33,8 @@ pub use memory::{ClientMemory, PartyMemory, Verdict, WorkingItem, WorkingSet};
 pub use profile::{
     AesEngine, BLE, CORTEX_M0PLUS_48, CORTEX_M4_64, CORTEX_M4_100, CORTEX_M4_CRYP_168, DEVICES,
     DeviceProfile, LAN, LINKS, LTE, LinkProfile, M4_CHACHA_PER_BYTE, M4_GC_AND_OVERHEAD,
-    M4_GC_GARBLE_AND_OVERHEAD, M4_SOFT_AES_PER_BLOCK, PHONE, WAN,
+    M4_GC_GARBLE_AND_OVERHEAD, M4_SOFT_AES_PER_BLOCK, PHONE, STM32H7_CRYP_600, STM32U5_AES_160,
+    WAN,
 };
 pub use protocol::{
     BASE_OT_BYTES, FERRET_BUFFER_BYTES, FERRET_SETUP_BYTES, LinearPhase, Protocol,

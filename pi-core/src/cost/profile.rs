@@ -112,6 +112,35 @@ pub const CORTEX_M4_CRYP_168: DeviceProfile = DeviceProfile {
     ..CORTEX_M4_64
 };
 
+/// STM32H7Rx/7Sx: Cortex-M7 at 600 MHz with the CRYP peripheral, 620 KiB RAM and 64 KiB of
+/// on-chip flash \[M\]. CRYP: **14 cycles** per AES-128 ECB block, the datasheet figure (RM0477,
+/// table "CRYP versus SAES") \[D\], not a measurement: the core's four words in and out per
+/// block are not included (no board here). Everything else as the soft M4 \[Q\], an upper bound
+/// on a dual-issue M7 \[R\].
+pub const STM32H7_CRYP_600: DeviceProfile = DeviceProfile {
+    name: "stm32h7-cryp-600",
+    clock_hz: 600_000_000,
+    aes_cycles_per_block: 14,
+    aes_engine: AesEngine::Peripheral,
+    sram_bytes: 620 * KIB,
+    flash_bytes: 64 * KIB,
+    ..CORTEX_M4_64
+};
+
+/// STM32U5 (U575/U585): Cortex-M33 at 160 MHz with the AES peripheral, 786 KiB RAM and 2 MiB
+/// flash \[M\]. AES: **51 cycles** per AES-128 ECB block, the datasheet figure (RM0456, table 478;
+/// the side-channel-hardened SAES takes 528) \[D\], not a measurement: data movement is not
+/// included. Everything else as the soft M4 \[Q\] \[R\].
+pub const STM32U5_AES_160: DeviceProfile = DeviceProfile {
+    name: "stm32u5-aes-160",
+    clock_hz: 160_000_000,
+    aes_cycles_per_block: 51,
+    aes_engine: AesEngine::Peripheral,
+    sram_bytes: 786 * KIB,
+    flash_bytes: 2 * MIB,
+    ..CORTEX_M4_64
+};
+
 /// Cortex-M0+ at 48 MHz with 32 KiB RAM and 256 KiB flash (SAMD21G18 \[D\]). Not measured:
 /// about twice the M4's cycles for AES and garbling (no barrel-shifted operands, 8 usable low
 /// registers) \[R\].
@@ -145,10 +174,12 @@ pub const PHONE: DeviceProfile = DeviceProfile {
 };
 
 /// Every device preset.
-pub const DEVICES: [DeviceProfile; 5] = [
+pub const DEVICES: [DeviceProfile; 7] = [
     CORTEX_M4_64,
     CORTEX_M4_100,
     CORTEX_M4_CRYP_168,
+    STM32H7_CRYP_600,
+    STM32U5_AES_160,
     CORTEX_M0PLUS_48,
     PHONE,
 ];
