@@ -38,8 +38,9 @@
 //! Fixed point throughout; the rules live in [`fixed`]. Activations are `i32` at one model-wide
 //! scale `2^a`. Conv and linear layers hold `i16` weights at a per-layer scale `2^s` and `i32`
 //! biases at `2^(a+s)`, accumulate exactly in `i64` (parsing proves no accumulator can reach
-//! `2^62`), then round half up by `s` bits and saturate to `i32`. Pools multiply their `i64` sum
-//! by `round(2^16/n)` and round by 16 bits. Residual adds saturate. Secret-shared evaluation uses
+//! `2^62`), then round half up by `s` bits and saturate to `i32`. Pools divide their exact `i64`
+//! sum by the pool size `n` and round half up, exactly for every `n` ([`fixed::pool_mean`]).
+//! Residual adds saturate. Secret-shared evaluation uses
 //! the same scales, so a reconstructed private result can be compared with the plaintext one.
 //!
 //! ## Model format v1

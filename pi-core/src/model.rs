@@ -1,7 +1,7 @@
 //! Parsing and validation: every check happens once, in [`Model::parse`].
 
 use crate::error::Error;
-use crate::fixed::{self, MAX_ACTIVATION_FRAC_BITS, MAX_WEIGHT_FRAC_BITS};
+use crate::fixed::{MAX_ACTIVATION_FRAC_BITS, MAX_WEIGHT_FRAC_BITS};
 use crate::format::{FORMAT_VERSION, Header, LayerRecord, MAGIC, NumberFormat, OpRecord, Shape};
 use crate::layer::{Bias, Conv2d, Layer, Linear, Op, Weights};
 use crate::mask::ReluMask;
@@ -368,15 +368,8 @@ fn build_layer<'a>(
                 out_shape,
             )
         }
-        OpRecord::GlobalAvgPool => {
-            // The 1/n multiplier must not round to zero.
-            if fixed::pool_multiplier(input_shape.plane() as u32) == 0
-                || input_shape.plane() > u32::MAX as usize
-            {
-                return Err(bad_shape);
-            }
-            (Op::GlobalAvgPool, Shape::vector(input_shape.channels))
-        }
+        // Any plane the format allows (at most MAX_TENSOR_ELEMENTS) is pooled exactly.
+        OpRecord::GlobalAvgPool => (Op::GlobalAvgPool, Shape::vector(input_shape.channels)),
         OpRecord::Add { other } => {
             let other = other as usize;
             let other_shape = *shapes
@@ -417,10 +410,8 @@ fn check_accumulators(layer: &Layer<'_>) -> Result<(), Error> {
             l1 * ACTIVATION_MAGNITUDE + b < ACCUMULATOR_LIMIT
         })
     };
-    let pool_fits = |n: usize| {
-        let m = fixed::pool_multiplier(n as u32) as u128;
-        n as u128 * ACTIVATION_MAGNITUDE * m < ACCUMULATOR_LIMIT
-    };
+    // A pool's accumulator is its sum plus the rounding offset `n/2` (`fixed::pool_mean`).
+    let pool_fits = |n: usize| n as u128 * ACTIVATION_MAGNITUDE + n as u128 / 2 < ACCUMULATOR_LIMIT;
     let fits = match &layer.op {
         Op::Conv2d(c) => rows_fit(c.weights, c.bias, c.out_channels, c.fan_in()),
         Op::Linear(l) => rows_fit(l.weights, l.bias, l.out_features, l.in_features),

@@ -350,3 +350,53 @@ fn errors_display_a_message() {
     .to_string();
     assert_eq!(text, "buffer holds 3 words, 10 needed");
 }
+
+/// Pools over windows and planes of every kind of size (powers of two, odd, 112x112, 255x255)
+/// give the exactly rounded mean, on large activations where a `round(2^16/n)` multiplier is
+/// thousands of LSBs off.
+#[test]
+fn pools_give_the_exactly_rounded_mean() {
+    let mut rng = Rng::new(12);
+    let cases = [
+        (Shape::new(3, 112, 112), OpSpec::GlobalAvgPool),
+        (Shape::new(2, 7, 7), OpSpec::GlobalAvgPool),
+        (Shape::new(1, 255, 255), OpSpec::GlobalAvgPool),
+        (Shape::new(1, 1024, 1024), OpSpec::GlobalAvgPool),
+        (Shape::new(2, 16, 16), OpSpec::GlobalAvgPool),
+        (
+            Shape::new(2, 21, 21),
+            OpSpec::AvgPool2d {
+                kernel: 3,
+                stride: 3,
+            },
+        ),
+        (
+            Shape::new(1, 255, 255),
+            OpSpec::AvgPool2d {
+                kernel: 255,
+                stride: 1,
+            },
+        ),
+    ];
+    for (input_shape, op) in cases {
+        let spec = chain(input_shape, vec![op.clone()]);
+        let bytes = spec.to_bytes().unwrap();
+        let model = Model::parse(&bytes).unwrap();
+        let mut arena = vec![0; model.arena_words()];
+        let input: Vec<i32> = (0..input_shape.elements())
+            .map(|_| rng.range(1 << 29, 1 << 30) as i32)
+            .collect();
+        let got = model.infer(&input, &mut arena).unwrap().to_vec();
+        assert_eq!(got, reference_eval(&spec, &input), "{input_shape:?} {op:?}");
+        if op == OpSpec::GlobalAvgPool {
+            // The reference's rounding, spelled out: q is the mean rounded half up iff
+            // -n < 2nq - 2Σ <= n.
+            let n = input_shape.plane() as i128;
+            for (q, plane) in got.iter().zip(input.chunks(input_shape.plane())) {
+                let sum: i128 = plane.iter().map(|&x| x as i128).sum();
+                let d = 2 * n * *q as i128 - 2 * sum;
+                assert!(-n < d && d <= n, "{input_shape:?}: {q} for sum {sum}");
+            }
+        }
+    }
+}
