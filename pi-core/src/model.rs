@@ -61,6 +61,7 @@ impl ReluCount {
 /// # Ok(()) }
 /// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 #[non_exhaustive]
 pub struct ParseOptions {
     /// Most ops ([`Model::ops`]) one inference may take; a model above it is rejected with
