@@ -22,13 +22,14 @@ if [[ ${PI_SKIP_FUZZ:-0} == 1 ]]; then
     echo "fuzz: SKIPPED (PI_SKIP_FUZZ=1)" >&2
     exit 0
 fi
-if ! cargo +nightly fuzz --version >/dev/null 2>&1; then
+if ! { rustc +nightly --version && cargo +nightly --version && cargo +nightly fuzz --version; } >/dev/null 2>&1; then
     die "needs a nightly toolchain and cargo-fuzz: run pi-core/fuzz/setup.sh (or set PI_SKIP_FUZZ=1)"
 fi
 
 # A lock file that resolution would change fails here, before cargo-fuzz rewrites it.
 cargo +nightly metadata --locked --format-version 1 >/dev/null ||
-    die "pi-core/fuzz/Cargo.lock is out of date: run 'cargo +nightly update --workspace' in pi-core/fuzz and commit it"
+    die "cannot resolve with the committed pi-core/fuzz/Cargo.lock (error above); if it is out of date," \
+        "run 'cargo +nightly update --workspace' in pi-core/fuzz and commit it"
 lock_before=$(mktemp)
 trap 'rm -f "$lock_before"' EXIT
 cp Cargo.lock "$lock_before"

@@ -31,15 +31,16 @@ if [[ ${PI_SKIP_FUZZ:-0} == 1 ]]; then
     exit 0
 fi
 
-if cargo +nightly --version >/dev/null 2>&1; then
+nightly_ready() { { rustc +nightly --version && cargo +nightly --version; } >/dev/null 2>&1; }
+
+if nightly_ready; then
     log "nightly toolchain: $(cargo +nightly --version)"
 else
     command -v rustup >/dev/null 2>&1 || die "no nightly toolchain and no rustup to install one"
     log "installing the nightly toolchain through rustup (timeout ${RUSTUP_TIMEOUT}s)"
     timeout "$RUSTUP_TIMEOUT" rustup toolchain install nightly --profile minimal ||
         die "rustup could not install the nightly toolchain (is its distribution server reachable?)"
-    cargo +nightly --version >/dev/null 2>&1 ||
-        die "rustup installed nightly but 'cargo +nightly' does not run"
+    nightly_ready || die "rustup installed nightly but 'rustc +nightly' or 'cargo +nightly' does not run"
 fi
 
 if cargo +nightly fuzz --version >/dev/null 2>&1; then
