@@ -53,6 +53,14 @@ pub enum Error {
         /// Index of the offending layer (0-based).
         layer: usize,
     },
+    /// The model's work per inference ([`Model::ops`](crate::Model::ops)) is above the limit
+    /// the caller set ([`ParseOptions::max_ops`](crate::ParseOptions::max_ops)).
+    TooMuchWork {
+        /// Ops one inference of this model takes.
+        ops: u64,
+        /// The caller's limit.
+        limit: u64,
+    },
     /// A ReLU mask index list is not strictly increasing or points past the tensor.
     BadMask {
         /// Index of the offending layer (0-based).
@@ -107,6 +115,10 @@ impl fmt::Display for Error {
             Error::AccumulatorOverflow { layer } => {
                 write!(f, "layer {layer}: accumulator could overflow 64 bits")
             }
+            Error::TooMuchWork { ops, limit } => write!(
+                f,
+                "model takes {ops} ops per inference, more than the limit of {limit}"
+            ),
             Error::BadMask { layer } => write!(f, "layer {layer}: invalid ReLU mask"),
             Error::InputLength { expected, found } => {
                 write!(f, "input has {found} elements, model needs {expected}")

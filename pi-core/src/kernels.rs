@@ -1,7 +1,7 @@
 //! Plaintext fixed-point kernels. Shapes were validated at parse time; slices that do not match
 //! them make a kernel write less, never panic.
 
-use crate::fixed::{POOL_SHIFT, pool_multiplier, requantize, saturate};
+use crate::fixed::{pool_mean, requantize, saturate};
 use crate::format::Shape;
 use crate::layer::{Conv2d, Linear};
 
@@ -238,7 +238,7 @@ pub(crate) fn linear(l: &Linear<'_>, input: &[i32], output: &mut [i32]) {
     }
 }
 
-/// Average pooling, no padding: `requantize(sum · M, 16)`.
+/// Average pooling, no padding: the rounded mean of each window ([`pool_mean`]).
 pub(crate) fn avg_pool(
     kernel: usize,
     stride: usize,
@@ -249,7 +249,7 @@ pub(crate) fn avg_pool(
 ) {
     let w = ins.width as usize;
     let ow = outs.width as usize;
-    let m = pool_multiplier((kernel * kernel) as u32);
+    let n = (kernel * kernel) as u32;
     for (in_plane, out_plane) in input
         .chunks_exact(ins.plane())
         .zip(output.chunks_exact_mut(outs.plane()))
@@ -263,7 +263,7 @@ pub(crate) fn avg_pool(
                         sum += xs.iter().map(|&x| x as i64).sum::<i64>();
                     }
                 }
-                *out = requantize(sum * m, POOL_SHIFT);
+                *out = pool_mean(sum, n);
             }
         }
     }
@@ -271,10 +271,10 @@ pub(crate) fn avg_pool(
 
 /// Global average pooling: one mean per channel plane.
 pub(crate) fn global_avg_pool(ins: Shape, input: &[i32], output: &mut [i32]) {
-    let m = pool_multiplier(ins.plane() as u32);
+    let n = ins.plane() as u32;
     for (plane, out) in input.chunks_exact(ins.plane()).zip(output.iter_mut()) {
         let sum: i64 = plane.iter().map(|&x| x as i64).sum();
-        *out = requantize(sum * m, POOL_SHIFT);
+        *out = pool_mean(sum, n);
     }
 }
 

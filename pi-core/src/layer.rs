@@ -37,6 +37,20 @@ impl Layer<'_> {
             _ => 0,
         }
     }
+
+    /// The work of the layer per inference, in ops (the unit is defined in the crate docs,
+    /// "Cost and limits"): its [`macs`](Layer::macs) for conv and linear layers, `kernel²` per
+    /// output element for an average pool, every input element for a global pool, and one per
+    /// output element for masked ReLU, add and flatten. Never less than the output's elements.
+    pub fn ops(&self) -> u64 {
+        let out = self.output_shape.elements() as u64;
+        match &self.op {
+            Op::Conv2d(_) | Op::Linear(_) => self.macs(),
+            Op::AvgPool2d { kernel, .. } => out.saturating_mul((kernel * kernel) as u64),
+            Op::GlobalAvgPool => self.input_shape.elements() as u64,
+            Op::MaskedRelu(_) | Op::Add { .. } | Op::Flatten => out,
+        }
+    }
 }
 
 /// The operation of a layer.

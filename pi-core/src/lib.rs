@@ -5,8 +5,10 @@
 //! ReLU costs a garbled circuit or an OT comparison while linear layers are cheap.
 //!
 //! * [`Model::parse`] validates a model file once: magic, version, every shape, length, ReLU mask,
-//!   tensor reference and accumulator bound, and plans the activation buffer. Any byte string
-//!   gives `Ok` or a typed [`Error`]; it never panics.
+//!   tensor reference and accumulator bound, plans the activation buffer and counts the work of
+//!   one inference ([`Model::ops`]). Any byte string gives `Ok` or a typed [`Error`]; it never
+//!   panics. [`Model::parse_with`] also rejects models above a caller's work limit
+//!   ([`ParseOptions`]).
 //! * [`Model::infer`] then runs in a caller-provided `i32` arena of [`Model::arena_words`] words.
 //!   Weights are borrowed from the file bytes (a model in flash stays in flash).
 //! * [`Model::relu_count`] is the number PI pays for.
@@ -38,9 +40,35 @@
 //! Fixed point throughout; the rules live in [`fixed`]. Activations are `i32` at one model-wide
 //! scale `2^a`. Conv and linear layers hold `i16` weights at a per-layer scale `2^s` and `i32`
 //! biases at `2^(a+s)`, accumulate exactly in `i64` (parsing proves no accumulator can reach
-//! `2^62`), then round half up by `s` bits and saturate to `i32`. Pools multiply their `i64` sum
-//! by `round(2^16/n)` and round by 16 bits. Residual adds saturate. Secret-shared evaluation uses
+//! `2^62`), then round half up by `s` bits and saturate to `i32`. Pools divide their exact `i64`
+//! sum by the pool size `n` and round half up, exactly for every `n` ([`fixed::pool_mean`]).
+//! Residual adds saturate. Secret-shared evaluation uses
 //! the same scales, so a reconstructed private result can be compared with the plaintext one.
+//!
+//! ## Cost and limits
+//!
+//! Parsing counts the work of one inference in **ops**, one unit per elementary step of the
+//! engine, whatever the kernel:
+//!
+//! | Step | Ops |
+//! |---|---|
+//! | copying the input into the arena | its elements |
+//! | Conv2d | multiply-accumulates: `out elements · in channels · kh · kw` (padding taps included) |
+//! | Linear | multiply-accumulates: `out · in` |
+//! | AvgPool2d | input elements summed: `out elements · kernel²` |
+//! | GlobalAvgPool | input elements summed: `C · H · W` |
+//! | MaskedRelu, Add, Flatten | elements written: the output's elements |
+//!
+//! [`Layer::ops`] gives a layer's share, [`Model::ops`] the total ([`Model::macs`] still counts
+//! only multiply-accumulates). Every step is a bounded amount of machine work, so ops bound an
+//! inference's time up to a constant per target; they also bound its memory,
+//! [`Model::arena_words`] `<= 2 · ops`. Because the figure is known once the file is validated,
+//! a caller that takes model files from elsewhere (a server, the fuzzer) sets
+//! [`ParseOptions::max_ops`] and [`Model::parse_with`] rejects heavier models with
+//! [`Error::TooMuchWork`], which reports the model's exact ops. For example, the 16-byte file
+//! `PIC1 01 00 01 80 08 80 08 01 00 03 FF 01` (one AvgPool2d, kernel 255, stride 1, on a
+//! 1x1024x1024 input) costs `1024² + 770² · 255² = 38,554,371,076` ops although it has no
+//! multiply-accumulate.
 //!
 //! ## Model format v1
 //!
@@ -103,4 +131,4 @@ pub use error::Error;
 pub use format::{FORMAT_VERSION, MAGIC, NumberFormat, Shape};
 pub use layer::{Bias, Conv2d, Layer, Linear, Op, Weights};
 pub use mask::{MaskEncoding, ReluMask};
-pub use model::{Layers, MAX_LAYERS, MAX_TENSOR_ELEMENTS, Model, ReluCount};
+pub use model::{Layers, MAX_LAYERS, MAX_TENSOR_ELEMENTS, Model, ParseOptions, ReluCount};

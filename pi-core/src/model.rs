@@ -1,7 +1,7 @@
 //! Parsing and validation: every check happens once, in [`Model::parse`].
 
 use crate::error::Error;
-use crate::fixed::{self, MAX_ACTIVATION_FRAC_BITS, MAX_WEIGHT_FRAC_BITS};
+use crate::fixed::{MAX_ACTIVATION_FRAC_BITS, MAX_WEIGHT_FRAC_BITS};
 use crate::format::{FORMAT_VERSION, Header, LayerRecord, MAGIC, NumberFormat, OpRecord, Shape};
 use crate::layer::{Bias, Conv2d, Layer, Linear, Op, Weights};
 use crate::mask::ReluMask;
@@ -42,9 +42,54 @@ impl ReluCount {
     }
 }
 
+/// Limits a caller puts on the models it accepts, checked once by [`Model::parse_with`].
+///
+/// The default sets no limit (what [`Model::parse`] uses). More limits may be added later, so
+/// build it with [`ParseOptions::new`] (or `default()`) and the `with_` methods:
+///
+/// ```
+/// # fn main() -> Result<(), pi_core::Error> {
+/// use pi_core::{Error, Model, ParseOptions};
+/// let bytes = pi_core::testing::TINY_MODEL;
+/// let model = Model::parse_with(bytes, &ParseOptions::new().with_max_ops(1_000_000))?;
+/// assert!(model.ops() <= 1_000_000);
+/// let too_small = ParseOptions::new().with_max_ops(100);
+/// assert_eq!(
+///     Model::parse_with(bytes, &too_small).unwrap_err(),
+///     Error::TooMuchWork { ops: model.ops(), limit: 100 }
+/// );
+/// # Ok(()) }
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+#[non_exhaustive]
+pub struct ParseOptions {
+    /// Most ops ([`Model::ops`]) one inference may take; a model above it is rejected with
+    /// [`Error::TooMuchWork`]. `None` (the default): no limit.
+    ///
+    /// As [`Model::arena_words`] is at most twice [`Model::ops`], this also bounds the memory a
+    /// caller must provide.
+    pub max_ops: Option<u64>,
+}
+
+impl ParseOptions {
+    /// No limits: accepts every valid model.
+    pub const fn new() -> Self {
+        Self { max_ops: None }
+    }
+
+    /// These options with [`max_ops`](ParseOptions::max_ops) set to `limit`.
+    pub const fn with_max_ops(mut self, limit: u64) -> Self {
+        self.max_ops = Some(limit);
+        self
+    }
+}
+
 /// A parsed, fully validated model that borrows its weights from the file bytes.
 ///
-/// Evaluation ([`Model::infer`]) cannot fail except for caller buffers of the wrong size.
+/// Evaluation ([`Model::infer`]) cannot fail except for caller buffers of the wrong size, and
+/// its work is known before it starts: [`Model::ops`] (a caller can cap it at parse time with
+/// [`Model::parse_with`]).
 #[derive(Debug, Clone)]
 pub struct Model<'a> {
     layer_bytes: &'a [u8],
@@ -53,15 +98,27 @@ pub struct Model<'a> {
     plan: Plan,
     relus: ReluCount,
     macs: u64,
+    ops: u64,
     weight_bytes: usize,
 }
 
 impl<'a> Model<'a> {
     /// Parses and validates a model file: magic, version, every shape, length, mask, tensor
-    /// reference and accumulator bound; then plans the activation buffer.
+    /// reference and accumulator bound; then plans the activation buffer and counts the work of
+    /// one inference ([`Model::ops`]). No limit on that work: this is
+    /// [`Model::parse_with`] with the default [`ParseOptions`].
     ///
     /// Any byte string returns `Ok` or a typed [`Error`]; this never panics.
     pub fn parse(bytes: &'a [u8]) -> Result<Self, Error> {
+        Self::parse_with(bytes, &ParseOptions::new())
+    }
+
+    /// [`Model::parse`], then the caller's limits: a valid model whose [`Model::ops`] exceed
+    /// `options.max_ops` gives [`Error::TooMuchWork`] with its exact ops. Any other error takes
+    /// precedence (the work of an invalid file is not defined).
+    ///
+    /// Any byte string returns `Ok` or a typed [`Error`]; this never panics.
+    pub fn parse_with(bytes: &'a [u8], options: &ParseOptions) -> Result<Self, Error> {
         let rest = bytes.strip_prefix(&MAGIC).ok_or(Error::BadMagic)?;
         let (header, mut rest) =
             postcard::take_from_bytes::<Header>(rest).map_err(|_| Error::Malformed)?;
@@ -87,6 +144,8 @@ impl<'a> Model<'a> {
         let mut refs = [plan::LayerRefs::default(); MAX_LAYERS];
         let mut relus = ReluCount::default();
         let mut macs = 0u64;
+        // The engine's first step copies the input into the arena.
+        let mut ops = header.input.elements() as u64;
         let mut weight_bytes = 0usize;
         let mut scratch_words = 0usize;
         let layers_start = rest;
@@ -98,7 +157,8 @@ impl<'a> Model<'a> {
             check_accumulators(&layer)?;
             shapes[index + 1] = layer.output_shape;
             refs[index] = plan::LayerRefs::of(&layer);
-            macs += layer.macs();
+            macs = macs.saturating_add(layer.macs());
+            ops = ops.saturating_add(layer.ops());
             match &layer.op {
                 Op::MaskedRelu(mask) => relus.add(mask),
                 Op::Conv2d(c) => {
@@ -114,6 +174,11 @@ impl<'a> Model<'a> {
         if !rest.is_empty() {
             return Err(Error::TrailingBytes);
         }
+        if let Some(limit) = options.max_ops
+            && ops > limit
+        {
+            return Err(Error::TooMuchWork { ops, limit });
+        }
         let layer_bytes = &layers_start[..layers_start.len() - rest.len()];
         let plan = plan::plan(&shapes[..=layer_count], &refs[..layer_count], scratch_words);
         Ok(Self {
@@ -123,6 +188,7 @@ impl<'a> Model<'a> {
             plan,
             relus,
             macs,
+            ops,
             weight_bytes,
         })
     }
@@ -177,6 +243,19 @@ impl<'a> Model<'a> {
     /// Multiply-accumulates per inference over all conv and linear layers.
     pub fn macs(&self) -> u64 {
         self.macs
+    }
+
+    /// The work of one inference, in ops: the input's elements (copied into the arena) plus
+    /// every layer's [`Layer::ops`]: multiply-accumulates for conv and linear layers, summed
+    /// input elements for pools (`kernel²` per output of an average pool, the whole plane per
+    /// channel of a global pool), and one per output element of masked ReLU, add and flatten.
+    /// See the crate docs, "Cost and limits".
+    ///
+    /// Unlike [`Model::macs`] it counts pools, so a model that pools a huge window cannot hide
+    /// its cost. It bounds the arena too: [`Model::arena_words`] `<= 2 · ops()`. Saturates at
+    /// `u64::MAX` (no valid model comes near: at most about `2^63`).
+    pub fn ops(&self) -> u64 {
+        self.ops
     }
 
     /// Bytes of weights and biases (borrowed from the file, never copied).
@@ -368,15 +447,8 @@ fn build_layer<'a>(
                 out_shape,
             )
         }
-        OpRecord::GlobalAvgPool => {
-            // The 1/n multiplier must not round to zero.
-            if fixed::pool_multiplier(input_shape.plane() as u32) == 0
-                || input_shape.plane() > u32::MAX as usize
-            {
-                return Err(bad_shape);
-            }
-            (Op::GlobalAvgPool, Shape::vector(input_shape.channels))
-        }
+        // Any plane the format allows (at most MAX_TENSOR_ELEMENTS) is pooled exactly.
+        OpRecord::GlobalAvgPool => (Op::GlobalAvgPool, Shape::vector(input_shape.channels)),
         OpRecord::Add { other } => {
             let other = other as usize;
             let other_shape = *shapes
@@ -417,10 +489,8 @@ fn check_accumulators(layer: &Layer<'_>) -> Result<(), Error> {
             l1 * ACTIVATION_MAGNITUDE + b < ACCUMULATOR_LIMIT
         })
     };
-    let pool_fits = |n: usize| {
-        let m = fixed::pool_multiplier(n as u32) as u128;
-        n as u128 * ACTIVATION_MAGNITUDE * m < ACCUMULATOR_LIMIT
-    };
+    // A pool's accumulator is its sum plus the rounding offset `n/2` (`fixed::pool_mean`).
+    let pool_fits = |n: usize| n as u128 * ACTIVATION_MAGNITUDE + n as u128 / 2 < ACCUMULATOR_LIMIT;
     let fits = match &layer.op {
         Op::Conv2d(c) => rows_fit(c.weights, c.bias, c.out_channels, c.fan_in()),
         Op::Linear(l) => rows_fit(l.weights, l.bias, l.out_features, l.in_features),

@@ -4,7 +4,7 @@ mod common;
 
 use common::{Rng, random_input, random_spec, reference_eval};
 use pi_core::spec::{LayerSpec, MaskSpec, ModelSpec, OpSpec};
-use pi_core::{Error, Model, Shape};
+use pi_core::{Error, Model, ParseOptions, Shape};
 use proptest::prelude::*;
 
 proptest! {
@@ -17,6 +17,10 @@ proptest! {
         let spec = random_spec(&mut rng);
         let bytes = spec.to_bytes().expect("generator makes valid models");
         let model = Model::parse(&bytes).expect("written models parse");
+        // ops bound the memory as the docs say, and count every layer.
+        prop_assert!(model.arena_words() as u64 <= 2 * model.ops());
+        let layer_ops: u64 = model.layers().map(|l| l.ops()).sum();
+        prop_assert_eq!(model.ops(), spec.input.elements() as u64 + layer_ops);
         let mut arena = vec![0i32; model.arena_words()];
         for _ in 0..3 {
             let input = random_input(&mut rng, spec.input.elements());
@@ -349,4 +353,141 @@ fn errors_display_a_message() {
     }
     .to_string();
     assert_eq!(text, "buffer holds 3 words, 10 needed");
+}
+
+/// Pools over windows and planes of every kind of size (powers of two, odd, 112x112, 255x255)
+/// give the exactly rounded mean, on large activations where a `round(2^16/n)` multiplier is
+/// thousands of LSBs off.
+#[test]
+fn pools_give_the_exactly_rounded_mean() {
+    let mut rng = Rng::new(12);
+    let cases = [
+        (Shape::new(3, 112, 112), OpSpec::GlobalAvgPool),
+        (Shape::new(2, 7, 7), OpSpec::GlobalAvgPool),
+        (Shape::new(1, 255, 255), OpSpec::GlobalAvgPool),
+        (Shape::new(1, 1024, 1024), OpSpec::GlobalAvgPool),
+        (Shape::new(2, 16, 16), OpSpec::GlobalAvgPool),
+        (
+            Shape::new(2, 21, 21),
+            OpSpec::AvgPool2d {
+                kernel: 3,
+                stride: 3,
+            },
+        ),
+        (
+            Shape::new(1, 255, 255),
+            OpSpec::AvgPool2d {
+                kernel: 255,
+                stride: 1,
+            },
+        ),
+    ];
+    for (input_shape, op) in cases {
+        let spec = chain(input_shape, vec![op.clone()]);
+        let bytes = spec.to_bytes().unwrap();
+        let model = Model::parse(&bytes).unwrap();
+        let mut arena = vec![0; model.arena_words()];
+        let input: Vec<i32> = (0..input_shape.elements())
+            .map(|_| rng.range(1 << 29, 1 << 30) as i32)
+            .collect();
+        let got = model.infer(&input, &mut arena).unwrap().to_vec();
+        assert_eq!(got, reference_eval(&spec, &input), "{input_shape:?} {op:?}");
+        if op == OpSpec::GlobalAvgPool {
+            // The reference's rounding, spelled out: q is the mean rounded half up iff
+            // -n < 2nq - 2Σ <= n.
+            let n = input_shape.plane() as i128;
+            for (q, plane) in got.iter().zip(input.chunks(input_shape.plane())) {
+                let sum: i128 = plane.iter().map(|&x| x as i128).sum();
+                let d = 2 * n * *q as i128 - 2 * sum;
+                assert!(-n < d && d <= n, "{input_shape:?}: {q} for sum {sum}");
+            }
+        }
+    }
+}
+
+/// The file: 12 bytes after the magic (version 1, 0 frac bits, input 1x1024x1024, one
+/// layer reading tensor 0: AvgPool2d with kernel 255, stride 1). No multiply-accumulate, but
+/// 770x770 windows of 255x255 elements each.
+const HUGE_POOL: &[u8] = b"PIC1\x01\x00\x01\x80\x08\x80\x08\x01\x00\x03\xff\x01";
+
+#[test]
+fn a_huge_pool_is_costed_exactly_and_rejected_under_a_limit() {
+    // Input copy 1024·1024, then (1024 − 255)/1 + 1 = 770 outputs a side, 255² inputs each.
+    let expected = 1024 * 1024 + 770 * 770 * 255 * 255;
+    assert_eq!(expected, 38_554_371_076u64);
+
+    let model = Model::parse(HUGE_POOL).unwrap();
+    assert_eq!(model.macs(), 0);
+    assert_eq!(model.ops(), expected);
+    assert_eq!(model.layer(0).unwrap().ops(), 770 * 770 * 255 * 255);
+
+    // A billion ops is over 10,000 times the committed digits CNN (87,488 ops), and rejects
+    // this file, reporting its exact cost.
+    let limit = 1_000_000_000;
+    let err = Model::parse_with(HUGE_POOL, &ParseOptions::new().with_max_ops(limit)).unwrap_err();
+    assert_eq!(
+        err,
+        Error::TooMuchWork {
+            ops: expected,
+            limit
+        }
+    );
+    assert_eq!(
+        err.to_string(),
+        "model takes 38554371076 ops per inference, more than the limit of 1000000000"
+    );
+    // The limit is inclusive.
+    let exact = ParseOptions::new().with_max_ops(expected);
+    assert_eq!(
+        Model::parse_with(HUGE_POOL, &exact).unwrap().ops(),
+        expected
+    );
+    let one_less = ParseOptions::new().with_max_ops(expected - 1);
+    assert!(matches!(
+        Model::parse_with(HUGE_POOL, &one_less),
+        Err(Error::TooMuchWork { .. })
+    ));
+    // Without a limit, and with the default options, it parses (its cost is reported).
+    assert!(Model::parse_with(HUGE_POOL, &ParseOptions::default()).is_ok());
+}
+
+/// Each kind of layer is costed as the crate docs say, checked by hand on small models.
+#[test]
+fn ops_count_every_kind_of_layer() {
+    // TINY_MODEL: input 1x4x4 (16); conv 2x3x3, padding 1 -> 2x4x4: 32 outputs x 9 taps = 288;
+    // masked ReLU on 32; avg pool 2/2 -> 2x2x2: 8 outputs x 4 = 32; flatten 8; linear 3x8 = 24.
+    let tiny = Model::parse(pi_core::testing::TINY_MODEL).unwrap();
+    let per_layer: Vec<u64> = tiny.layers().map(|l| l.ops()).collect();
+    assert_eq!(per_layer, [288, 32, 32, 8, 24]);
+    assert_eq!(tiny.ops(), 16 + 288 + 32 + 32 + 8 + 24);
+    assert_eq!(tiny.macs(), 288 + 24);
+
+    // Input 2x6x6 (72); conv 3 out, 3x3, stride 2, no padding -> 3x2x2: 12 x 2·9 = 216; add
+    // of that tensor to itself: 12; global pool over 3 planes of 4: 12; linear 5x3 = 15.
+    let spec = chain(
+        Shape::new(2, 6, 6),
+        vec![
+            conv(3, 2, 3, 0, 2),
+            OpSpec::Add { other: 1 },
+            OpSpec::GlobalAvgPool,
+            OpSpec::Linear {
+                out_features: 5,
+                weight_frac_bits: 0,
+                weights: vec![1; 15],
+                bias: None,
+            },
+        ],
+    );
+    let bytes = spec.to_bytes().unwrap();
+    let model = Model::parse(&bytes).unwrap();
+    let per_layer: Vec<u64> = model.layers().map(|l| l.ops()).collect();
+    assert_eq!(per_layer, [216, 12, 12, 15]);
+    assert_eq!(model.ops(), 72 + 216 + 12 + 12 + 15);
+    assert_eq!(
+        Model::parse_with(&bytes, &ParseOptions::new().with_max_ops(326)).unwrap_err(),
+        Error::TooMuchWork {
+            ops: 327,
+            limit: 326
+        }
+    );
 }

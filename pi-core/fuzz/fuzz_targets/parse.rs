@@ -3,7 +3,11 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use pi_core::Model;
+use pi_core::{Error, Model, ParseOptions};
+
+/// Keep each run small: the fuzzer should explore formats, not multiply huge tensors. The same
+/// figure a server would cap (`Model::ops`); it also bounds the arena to `2 · MAX_OPS` words.
+const MAX_OPS: u64 = 1 << 22;
 
 fuzz_target!(|data: &[u8]| {
     // Give the fuzzer a head start past the magic and version, which it would otherwise have
@@ -15,13 +19,20 @@ fuzz_target!(|data: &[u8]| {
     } else {
         bytes.extend_from_slice(data);
     }
-    let Ok(model) = Model::parse(&bytes) else {
-        return;
+    let options = ParseOptions::new().with_max_ops(MAX_OPS);
+    let model = match Model::parse_with(&bytes, &options) {
+        Ok(model) => model,
+        Err(Error::TooMuchWork { ops, limit }) => {
+            // Rejected for its work alone: without the limit it parses, with that exact cost.
+            assert_eq!(limit, MAX_OPS);
+            let unlimited = Model::parse(&bytes).expect("only the limit rejected it");
+            assert!(ops > MAX_OPS && unlimited.ops() == ops);
+            return;
+        }
+        Err(_) => return,
     };
-    // Keep each run small: the fuzzer should explore formats, not multiply huge tensors.
-    if model.arena_words() > 1 << 20 || model.macs() > 1 << 22 {
-        return;
-    }
+    assert!(model.ops() <= MAX_OPS);
+    assert!(model.arena_words() as u64 <= 2 * model.ops());
     let input = vec![-3000; model.input_shape().elements()];
     let mut arena = vec![0; model.arena_words()];
     let output = model.infer(&input, &mut arena).expect("a parsed model always runs");

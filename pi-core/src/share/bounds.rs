@@ -8,7 +8,8 @@
 //! * conv / linear with weight frac bits `k`: `ceil((L · B_in + |b|) / 2^k) + 1`, with `L` the
 //!   largest row L1 norm of the weights and `|b|` the largest bias (the `+ 1`: local truncation
 //!   rounds up by at most one, `ring::truncate`);
-//! * average pools: `B_in + 1`; masked ReLU, flatten: `B_in`; add: `B_a + B_b`.
+//! * average pools: `B_in + 1` (a rounded mean of values within `±B_in`, plus the local
+//!   division's rounding up); masked ReLU, flatten: `B_in`; add: `B_a + B_b`.
 //!
 //! The bound uses the weights, so the server computes it; the client learns only the widths
 //! derived from it (the session's ReLU plan).

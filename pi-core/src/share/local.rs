@@ -1,15 +1,15 @@
 //! The layers that are local on shares: pools, residual adds and flatten need no message.
 //!
-//! Sums and multiplications by the public pool multiplier are exact in `Z_2^64`; the division by
-//! `2^16` is the local truncation of [`ring::requantize`], so a pooled share reconstructs to
-//! pi-core's plaintext pool result or one more (see the [module docs](super)).
+//! Sums are exact in `Z_2^64`; the division by the pool size `n` is the local division of
+//! [`ring::pool_mean`] (a truncation when `n` is a power of two), so a pooled share reconstructs
+//! to pi-core's plaintext pool result ([`crate::fixed::pool_mean`]) or one more (see the
+//! [module docs](super)).
 
-use crate::fixed::{POOL_SHIFT, pool_multiplier};
 use crate::format::Shape;
 
 use super::ring::{self, Party};
 
-/// Average pooling (no padding) of one party's shares: `requantize(Σ · M, 16)`.
+/// Average pooling (no padding) of one party's shares: [`ring::pool_mean`] of each window's sum.
 pub fn avg_pool(
     kernel: usize,
     stride: usize,
@@ -21,7 +21,7 @@ pub fn avg_pool(
 ) {
     let w = ins.width as usize;
     let ow = outs.width as usize;
-    let m = pool_multiplier((kernel * kernel) as u32) as u64;
+    let n = (kernel * kernel) as u32;
     for (in_plane, out_plane) in input
         .chunks_exact(ins.plane())
         .zip(output.chunks_exact_mut(outs.plane()))
@@ -35,7 +35,7 @@ pub fn avg_pool(
                         sum = xs.iter().fold(sum, |a, &x| a.wrapping_add(x));
                     }
                 }
-                *out = ring::requantize(sum.wrapping_mul(m), POOL_SHIFT, party);
+                *out = ring::pool_mean(sum, n, party);
             }
         }
     }
@@ -43,10 +43,10 @@ pub fn avg_pool(
 
 /// Global average pooling of one party's shares: one mean per channel plane.
 pub fn global_avg_pool(ins: Shape, input: &[u64], output: &mut [u64], party: Party) {
-    let m = pool_multiplier(ins.plane() as u32) as u64;
+    let n = ins.plane() as u32;
     for (plane, out) in input.chunks_exact(ins.plane()).zip(output.iter_mut()) {
         let sum = plane.iter().fold(0u64, |a, &x| a.wrapping_add(x));
-        *out = ring::requantize(sum.wrapping_mul(m), POOL_SHIFT, party);
+        *out = ring::pool_mean(sum, n, party);
     }
 }
 

@@ -28,12 +28,13 @@
 //! Shares use exactly pi-core's scales ([`crate::fixed`]): a conv output is
 //! `requantize(acc, k)`, computed as the server adding bias, its offline share and the
 //! rounding offset `2^(k−1)`, then each party truncating its own share ([`ring::truncate`]:
-//! server floors, client ceils). Pools multiply by the public [`pool_multiplier`] and
-//! truncate by 16 the same way.
+//! server floors, client ceils). Pools divide their sum by the public pool size `n` the same
+//! way ([`ring::pool_mean`]: the server adds `floor(n/2)`, floors `s / n`, the client ceils
+//! `c / n`), matching pi-core's exactly rounded [`pool_mean`].
 //!
-//! * **±1 LSB**: if the shares do not wrap, each truncation returns pi-core's value or one more
-//!   (never less): `floor(a) + ceil(b) ∈ {floor(a+b), floor(a+b)+1}`. Later layers scale that
-//!   error; [`tolerance::output_tolerance`] gives a sound bound for a whole model.
+//! * **±1 LSB**: if the shares do not wrap, each truncation or pool division returns pi-core's
+//!   value or one more (never less): `floor(a) + ceil(b) ∈ {floor(a+b), floor(a+b)+1}`. Later
+//!   layers scale that error; [`tolerance::output_tolerance`] gives a sound bound for a whole model.
 //! * **Wrap**: the shares `c, s` of a value with `|x| < 2^ℓx`, read as signed 64-bit numbers,
 //!   sum to `x` without overflow except with probability `|x| / 2^64 ≤ 2^(ℓx − 64)` over the
 //!   uniform client share (SecureML, Thm. 1, states the looser `2^(ℓx + 1 − ℓ)`). A wrap makes
@@ -45,7 +46,7 @@
 //!   `2^31` LSBs).
 //! * **ReLU** is exact: the garbled circuit computes `max(x, 0)` of the 64-bit value.
 //!
-//! [`pool_multiplier`]: crate::fixed::pool_multiplier
+//! [`pool_mean`]: crate::fixed::pool_mean
 
 pub mod bounds;
 mod client;

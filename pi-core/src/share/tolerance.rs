@@ -6,14 +6,15 @@
 //! * conv / linear with weight frac bits `k`: `ceil(L · e_in / 2^k) + 1` where `L` is the largest
 //!   row L1 norm of the weights (the `+1` is this layer's truncation, the ceiling the rounding
 //!   boundary); exactly `L · e_in` when `k = 0` (no truncation);
-//! * average pools over `n` elements: `ceil(n · e_in · M / 2^16) + 1` (`M` the pool multiplier);
+//! * average pools: `e_in + 1` (the mean of values each off by at most `e_in` is off by at most
+//!   `e_in`, and the exactly rounded plaintext mean moves by at most `ceil` of that; the `+1` is
+//!   this layer's local division, [`ring::pool_mean`](super::ring::pool_mean));
 //! * masked ReLU and flatten: `e_in` (ReLU is 1-Lipschitz and the garbled circuit is exact);
 //! * add: `e_a + e_b`.
 //!
 //! It holds when no share pair wraps and no plaintext value saturates (both documented in the
 //! [module docs](super)).
 
-use crate::fixed::{POOL_SHIFT, pool_multiplier};
 use crate::layer::Op;
 use crate::model::{MAX_LAYERS, Model};
 
@@ -56,14 +57,7 @@ pub fn output_tolerance(model: &Model<'_>) -> u64 {
                 row_l1(l.weights, l.out_features, l.in_features),
                 l.weight_frac_bits,
             ),
-            Op::AvgPool2d { kernel, .. } => {
-                let n = (kernel * kernel) as u64;
-                scaled(e, n * pool_multiplier(n as u32) as u64, POOL_SHIFT)
-            }
-            Op::GlobalAvgPool => {
-                let n = layer.input_shape.plane() as u64;
-                scaled(e, n * pool_multiplier(n as u32) as u64, POOL_SHIFT)
-            }
+            Op::AvgPool2d { .. } | Op::GlobalAvgPool => e.saturating_add(1),
             Op::Add { other } => e.saturating_add(bound.get(other).copied().unwrap_or(0)),
             _ => e,
         };

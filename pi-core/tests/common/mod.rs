@@ -193,9 +193,9 @@ fn round_shift(acc: i128, s: u32) -> i32 {
     }
 }
 
+/// The mean `sum / n` rounded half up: `floor((2·sum + n) / (2n))`, exact rational rounding.
 fn pool_mean(sum: i128, n: i128) -> i32 {
-    let m = ((1i128 << 16) + n / 2) / n;
-    round_shift(sum * m, 16)
+    sat((2 * sum + n).div_euclid(2 * n))
 }
 
 /// Evaluates a spec the slow, obvious way.
