@@ -9,13 +9,13 @@ use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
-use pi_core::Model;
 use pi_core::cost::{
     CostModel, CostReport, DEVICES, DeviceProfile, Direction, LINKS, LatencyTarget, LinkProfile,
     Protocol, Totals,
 };
 use pi_core::share::tolerance::output_tolerance;
 use pi_core::share::{Delivery, ReluPlan};
+use pi_core::{Model, ParseOptions};
 use protocol_sim::channel::{Meter, Metered, configure_tcp};
 use protocol_sim::dataset::{self, Sample, Target};
 use protocol_sim::entropy::{Entropy, INSECURE_SEED_WARNING};
@@ -154,6 +154,27 @@ impl ReluChoice {
     fn describe(&self) -> String {
         self.split_sign_bits()
             .map_or("full".to_string(), |t| format!("split, {t} sign bits"))
+    }
+}
+
+/// The most work a model may take before an inference command refuses it.
+#[derive(Args)]
+struct WorkLimit {
+    /// Refuse a model whose inference takes more than this many ops (pi-core's `Model::ops`:
+    /// multiply-accumulates plus pooled, added and rectified elements), so that a hostile or
+    /// mistaken file cannot stall the run. The digits CNN takes 87,488; a CIFAR ResNet-18 about
+    /// 0.56 G.
+    #[arg(long, default_value_t = 4_000_000_000)]
+    max_ops: u64,
+}
+
+impl WorkLimit {
+    /// Parses `bytes`, refusing a model above the limit.
+    fn parse<'a>(&self, bytes: &'a [u8]) -> Result<Model<'a>, SimError> {
+        Ok(Model::parse_with(
+            bytes,
+            &ParseOptions::new().with_max_ops(self.max_ops),
+        )?)
     }
 }
 
@@ -329,6 +350,8 @@ struct RunArgs {
     /// JSON instead of tables.
     #[arg(long)]
     json: bool,
+    #[command(flatten)]
+    limit: WorkLimit,
 }
 
 #[derive(Args)]
@@ -353,6 +376,8 @@ struct ServeArgs {
     ranges: RangeArgs,
     #[command(flatten)]
     session: Session,
+    #[command(flatten)]
+    limit: WorkLimit,
 }
 
 #[derive(Args)]
@@ -377,6 +402,8 @@ struct ClientArgs {
     session: Session,
     #[command(flatten)]
     pricing: Pricing,
+    #[command(flatten)]
+    limit: WorkLimit,
 }
 
 fn read_model(path: &Path) -> Result<Vec<u8>, SimError> {
@@ -549,7 +576,7 @@ fn run(args: &RunArgs) -> Result<(), SimError> {
     garbler(m.protocol)?;
     args.session.warn_if_seeded();
     let bytes = read_model(&args.model)?;
-    let model = Model::parse(&bytes)?;
+    let model = args.limit.parse(&bytes)?;
     let samples = load_inputs(
         &args.inputs,
         &model,
@@ -694,7 +721,7 @@ fn serve(args: &ServeArgs) -> Result<(), SimError> {
     };
     let timeout = args.session.timeout()?;
     let bytes = read_model(&args.model)?;
-    let model = Model::parse(&bytes)?;
+    let model = args.limit.parse(&bytes)?;
     let listener = TcpListener::bind(&args.listen)
         .map_err(|e| SimError::Usage(format!("--listen {}: {e}", args.listen)))?;
     println!(
@@ -786,7 +813,7 @@ fn client(args: &ClientArgs) -> Result<(), SimError> {
         session::client
     };
     let bytes = read_model(&args.model)?;
-    let full = Model::parse(&bytes)?;
+    let full = args.limit.parse(&bytes)?;
     // The protocol only ever sees the architecture.
     let arch_bytes = architecture_only(&full)?;
     let model = Model::parse(&arch_bytes)?;

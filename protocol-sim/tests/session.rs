@@ -581,3 +581,66 @@ fn frames_round_trip() {
     assert_eq!(Frame::recv(&mut io).unwrap(), Frame::End);
     assert_eq!(Frame::recv(&mut io), Err(ProtocolError::Closed));
 }
+
+/// The 12-byte model: AvgPool2d with kernel 255, stride 1, on a 1024x1024 input, which
+/// `parse` accepts and which takes 38,554,371,076 ops per inference.
+#[test]
+fn inference_commands_refuse_a_model_above_the_work_limit() {
+    let exe = env!("CARGO_BIN_EXE_protocol-sim");
+    let dir = std::env::temp_dir().join(format!("pi-huge-pool-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("huge.pic");
+    std::fs::write(
+        &path,
+        b"PIC1\x01\x00\x01\x80\x08\x80\x08\x01\x00\x03\xff\x01",
+    )
+    .unwrap();
+    let path = path.to_str().unwrap();
+    let cases: [&[&str]; 3] = [
+        &["run", "--model", path, "--samples", "1"],
+        &[
+            "serve",
+            "--model",
+            path,
+            "--listen",
+            "127.0.0.1:0",
+            "--sessions",
+            "1",
+        ],
+        &[
+            "client",
+            "--model",
+            path,
+            "--connect",
+            "127.0.0.1:9",
+            "--samples",
+            "1",
+        ],
+    ];
+    for args in cases {
+        let started = std::time::Instant::now();
+        let out = Command::new(exe).args(args).output().unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success(), "{args:?} accepted the model");
+        assert!(
+            err.contains("38554371076 ops per inference, more than the limit of 4000000000"),
+            "{args:?}: {err}"
+        );
+        assert!(started.elapsed().as_secs() < 60, "{args:?} ran the model");
+    }
+    // A caller who means it can raise the limit; the figure is the model's exact cost.
+    let out = Command::new(exe)
+        .args([
+            "run",
+            "--model",
+            path,
+            "--samples",
+            "1",
+            "--max-ops",
+            "1000",
+        ])
+        .output()
+        .unwrap();
+    assert!(String::from_utf8_lossy(&out.stderr).contains("limit of 1000"));
+    std::fs::remove_dir_all(&dir).ok();
+}
