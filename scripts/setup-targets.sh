@@ -4,7 +4,7 @@
 #
 # Usage: scripts/setup-targets.sh [TARGET...]
 #
-# Two routes, tried in order (docs: /work/shared/research/toolchain.md §1):
+# Two routes, tried in order:
 #   1. rustup: `rustup target add` for the toolchain active in the repository root (needs the Rust
 #      distribution server; bounded by a timeout).
 #   2. Debian: rustc-web + cargo-web + rust-web-src (1.96 in bookworm-security) and lld-16; core is
