@@ -6,6 +6,19 @@
 //! client's side of a private inference against `protocol-sim serve`, `src/bin/pi-client.rs`).
 #![no_std]
 
+// The defmt transport both binaries log through: linked here, once.
+#[cfg(all(feature = "qemu", feature = "rtt"))]
+compile_error!(
+    "choose one defmt transport: feature `qemu` (default) or `rtt` (--no-default-features --features rtt)"
+);
+#[cfg(not(any(feature = "qemu", feature = "rtt")))]
+compile_error!("choose a defmt transport: feature `qemu` or `rtt`");
+
+#[cfg(feature = "rtt")]
+use defmt_rtt as _;
+#[cfg(feature = "qemu")]
+use defmt_semihosting as _;
+
 pub mod marks;
 pub mod stack;
 pub mod uart;

@@ -13,18 +13,6 @@
 #![no_std]
 #![no_main]
 
-#[cfg(all(feature = "qemu", feature = "rtt"))]
-compile_error!(
-    "choose one defmt transport: feature `qemu` (default) or `rtt` (--no-default-features --features rtt)"
-);
-#[cfg(not(any(feature = "qemu", feature = "rtt")))]
-compile_error!("choose a defmt transport: feature `qemu` or `rtt`");
-
-#[cfg(feature = "rtt")]
-use defmt_rtt as _;
-#[cfg(feature = "qemu")]
-use defmt_semihosting as _;
-
 use cortex_m::peripheral::SYST;
 use cortex_m::peripheral::syst::SystClkSource;
 use cortex_m_rt::entry;

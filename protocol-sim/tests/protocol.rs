@@ -20,6 +20,19 @@ const EXPORTED: &str = concat!(
     "/../firmware-example/model/model.pic"
 );
 
+/// The committed digits model and its first `n` digits samples, in the model's fixed point.
+fn exported_digits(n: usize) -> (Vec<u8>, Vec<dataset::Sample>) {
+    let bytes = std::fs::read(EXPORTED).expect("firmware-example/model/model.pic is committed");
+    let model = Model::parse(&bytes).unwrap();
+    let target = Target {
+        elements: model.input_shape().elements(),
+        frac_bits: model.activation_frac_bits(),
+        model_path: Some(std::path::Path::new(EXPORTED)),
+    };
+    let samples = dataset::load("digits", n, 0, target).unwrap();
+    (bytes, samples)
+}
+
 struct Rng(ChaCha20Rng);
 
 impl Rng {
@@ -247,14 +260,8 @@ fn random_models_reconstruct_within_tolerance_and_match_the_cost_model() {
 
 #[test]
 fn exported_model_matches_plaintext_on_digits() {
-    let bytes = std::fs::read(EXPORTED).expect("firmware-example/model/model.pic is committed");
+    let (bytes, samples) = exported_digits(4);
     let model = Model::parse(&bytes).unwrap();
-    let target = Target {
-        elements: model.input_shape().elements(),
-        frac_bits: model.activation_frac_bits(),
-        model_path: Some(std::path::Path::new(EXPORTED)),
-    };
-    let samples = dataset::load("digits", 4, 0, target).unwrap();
     let tolerance = output_tolerance(&model);
     for (i, s) in samples.iter().enumerate() {
         let r = infer(&bytes, &s.input, i as u64, Mode::Channel, false).unwrap();
@@ -568,14 +575,8 @@ fn split_relus_reconstruct_and_match_the_cost_model_at_every_width() {
 
 #[test]
 fn split_relus_on_16_bits_keep_the_digits_model_s_predictions() {
-    let bytes = std::fs::read(EXPORTED).unwrap();
+    let (bytes, samples) = exported_digits(20);
     let model = Model::parse(&bytes).unwrap();
-    let target = Target {
-        elements: model.input_shape().elements(),
-        frac_bits: model.activation_frac_bits(),
-        model_path: Some(std::path::Path::new(EXPORTED)),
-    };
-    let samples = dataset::load("digits", 20, 0, target).unwrap();
     let inputs: Vec<Vec<i32>> = samples.iter().map(|s| s.input.clone()).collect();
     let bound = dataset::input_bound(std::path::Path::new(EXPORTED), model.activation_frac_bits());
     let options = Options {
@@ -769,14 +770,8 @@ fn client_garbler_random_models_reconstruct_within_tolerance_and_match_the_cost_
 
 #[test]
 fn client_garbler_exported_model_matches_plaintext_on_digits() {
-    let bytes = std::fs::read(EXPORTED).expect("firmware-example/model/model.pic is committed");
+    let (bytes, samples) = exported_digits(3);
     let model = Model::parse(&bytes).unwrap();
-    let target = Target {
-        elements: model.input_shape().elements(),
-        frac_bits: model.activation_frac_bits(),
-        model_path: Some(std::path::Path::new(EXPORTED)),
-    };
-    let samples = dataset::load("digits", 3, 0, target).unwrap();
     let tolerance = output_tolerance(&model);
     for (i, s) in samples.iter().enumerate() {
         let mode = if i == 0 { Mode::Tcp } else { Mode::Channel };
