@@ -582,8 +582,8 @@ fn frames_round_trip() {
     assert_eq!(Frame::recv(&mut io), Err(ProtocolError::Closed));
 }
 
-/// The 12-byte model: AvgPool2d with kernel 255, stride 1, on a 1024x1024 input, which
-/// `parse` accepts and which takes 38,554,371,076 ops per inference.
+/// The file (12 bytes after the magic): AvgPool2d with kernel 255, stride 1, on a
+/// 1024x1024 input, which `parse` accepts and which takes 38,554,371,076 ops per inference.
 #[test]
 fn inference_commands_refuse_a_model_above_the_work_limit() {
     let exe = env!("CARGO_BIN_EXE_protocol-sim");
@@ -618,7 +618,6 @@ fn inference_commands_refuse_a_model_above_the_work_limit() {
         ],
     ];
     for args in cases {
-        let started = std::time::Instant::now();
         let out = Command::new(exe).args(args).output().unwrap();
         let err = String::from_utf8_lossy(&out.stderr);
         assert!(!out.status.success(), "{args:?} accepted the model");
@@ -626,7 +625,6 @@ fn inference_commands_refuse_a_model_above_the_work_limit() {
             err.contains("38554371076 ops per inference, more than the limit of 4000000000"),
             "{args:?}: {err}"
         );
-        assert!(started.elapsed().as_secs() < 60, "{args:?} ran the model");
     }
     // A caller who means it can raise the limit; the figure is the model's exact cost.
     let out = Command::new(exe)
