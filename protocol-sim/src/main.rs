@@ -162,8 +162,7 @@ impl ReluChoice {
 struct WorkLimit {
     /// Refuse a model whose inference takes more than this many ops (pi-core's `Model::ops`:
     /// multiply-accumulates plus pooled, added and rectified elements), so that a hostile or
-    /// mistaken file cannot stall the run. The digits CNN takes 87,488; a CIFAR ResNet-18 about
-    /// 0.56 G.
+    /// mistaken file cannot stall the run. The committed digits CNN takes 87,488.
     #[arg(long, default_value_t = 4_000_000_000)]
     max_ops: u64,
 }
