@@ -40,13 +40,20 @@ def section(sweep):
     methods = ordered(c["config"]["method"] for c in cells)
     budgets = ordered(c["budget_arg"] for c in cells)
     presets = ordered(c["config"]["preset"] for c in cells)
+    # The planned schedule, not a row's epochs: SNL may end its mask phase early at the budget.
+    schedule = ", ".join(
+        ordered(
+            f"{c['config']['recipe']['mask_epochs']} + {c['config']['recipe']['finetune_epochs']}"
+            for c in cells
+        )
+    )
     out = []
     if rows:
         r0 = rows[0]
         out.append(
             f"Teacher test accuracy {100 * float(r0['teacher_test_acc']):.2f}%, {r0['total']} ReLUs; "
-            f"preset `{'`, `'.join(presets)}`; {r0['epochs']} epochs per run "
-            f"({r0['mask_epochs']} in the mask phase) on {r0['train_images']} training images.\n"
+            f"preset `{'`, `'.join(presets)}`; schedule {schedule} epochs (mask phase + fine-tune) "
+            f"on {r0['train_images']} training images.\n"
         )
         out.append(
             "Float test accuracy % (full test set) / pi-core fixed point % (first "
@@ -119,9 +126,14 @@ def section(sweep):
 
     if rows:
         walls = [float(r["wall_s"]) for r in rows]
+        if max(walls) < 120:
+            lo, hi = f"{min(walls):.0f}", f"{max(walls):.0f}"
+            per = f"{lo} s" if lo == hi else f"{lo}-{hi} s"
+        else:
+            per = f"{min(walls) / 60:.1f}-{max(walls) / 60:.1f} min"
         out.append(
-            f"Wall time per run: {min(walls) / 60:.1f}-{max(walls) / 60:.1f} min, "
-            f"{sum(walls) / 3600:.2f} h for the {len(rows)} finished cells.\n"
+            f"Wall time per run: {per}, {sum(walls) / 60:.1f} min for the {len(rows)} finished "
+            "cells.\n"
         )
     if missing:
         out.append(

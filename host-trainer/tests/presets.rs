@@ -28,11 +28,19 @@ fn linearize_help_lists_both_presets_of_every_method() {
                 line.contains(&format!("batch {}", recipe.batch_size)),
                 "{line}"
             );
-            if let serde_json::Value::Object(m) = config {
+            if let serde_json::Value::Object(m) = &config {
                 for k in m.keys() {
                     assert!(line.contains(&format!("{k}=")), "{line} lacks {k}");
                 }
             }
+            // A `paper` preset that is only `fast` again (the paper publishes no values) says
+            // so, and no other line claims it.
+            let same_as_fast = (e.configure)(Preset::Fast, None).ok() == Some((recipe, config));
+            assert_eq!(
+                line.contains("the same as fast"),
+                p == Preset::Paper && same_as_fast,
+                "{line}"
+            );
         }
     }
 }

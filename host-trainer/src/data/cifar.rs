@@ -48,7 +48,13 @@ pub fn load(archive: &Path) -> Result<TrainTest, DataError> {
 }
 
 /// Loads the entries for which `keep(is_test, label, index_in_class)` holds. Images come out
-/// ordered by class then index (the archive's own order is not relied upon).
+/// class-interleaved: index 0 of every class in label order, then index 1, and so on (the
+/// archive's own order is not relied upon).
+///
+/// Not class-sorted on purpose: the original CIFAR-10 batches are in random order, and every
+/// "first N images" in the trainer (`--train-limit` and `--val-limit` of `linearize`,
+/// `--fixed-limit`, `eval --limit`) must see all ten classes. Sorted by class, the first 1,000
+/// test images were all airplanes and the first 8,000 of a training split two classes.
 pub fn load_filtered(
     archive: &Path,
     keep: impl Fn(bool, u8, u32) -> bool,
@@ -86,7 +92,7 @@ pub fn load_filtered(
             chw,
         });
     }
-    entries.sort_by_key(|e| (e.test, e.label, e.index));
+    entries.sort_by_key(|e| (e.test, e.index, e.label));
     let mut sets = [false, true].map(|_| ImageSet {
         shape: SHAPE,
         pixels: vec![],
@@ -167,7 +173,10 @@ mod tests {
         }
         let tt = load_filtered(&archive, |_, _, i| i < 2).expect("cifar");
         assert_eq!((tt.train.len(), tt.test.len()), (20, 20));
-        assert_eq!(tt.test.labels[..4], [0, 0, 1, 1]);
+        // Class-interleaved: any first N images cover min(N, 10) classes.
+        let first_ten: Vec<u8> = (0..10).collect();
+        assert_eq!(tt.test.labels[..10], first_ten[..]);
+        assert_eq!(tt.train.labels[10..20], first_ten[..]);
         // Natural images: not constant, mean in a plausible range.
         let mean =
             tt.train.pixels.iter().map(|&p| p as f64).sum::<f64>() / tt.train.pixels.len() as f64;

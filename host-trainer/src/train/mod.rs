@@ -77,8 +77,8 @@ pub(crate) struct RunData {
 /// The data a run trains, validates and tests on (linearization reuses its teacher's split).
 pub(crate) fn load_data(cfg: &TrainConfig) -> Result<RunData> {
     let tt = data::load(cfg.dataset, &cfg.data_paths())?;
-    // A seeded random subset: the sets can be sorted by class (CIFAR-10 is), so the first N
-    // images could all share one label.
+    // A seeded random subset rather than the first N images: a dataset's file order need not
+    // mix the classes.
     let full = match cfg.train_limit {
         Some(n) if n < tt.train.len() => {
             let mut idx = Rng::derive(cfg.seed, 0x5B5E7).permutation(tt.train.len());

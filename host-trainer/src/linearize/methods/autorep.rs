@@ -135,7 +135,9 @@ impl Linearizer for Autorep {
             ),
             Preset::Paper => (
                 Recipe {
-                    // AutoReP v1.0.0 scripts/cifar100.sh (ResNet-18, C100): --batch_size 128,
+                    // harveyp123/AutoReP @ ac8f662 (no release tag holds these files: v1.0.0 has
+                    // neither the relay mask nor the scripts), scripts/cifar100.sh (ResNet-18,
+                    // C100): --batch_size 128,
                     // --mask_epochs 200, --w_mask_lr 0.001, --epochs 0 (no fine-tune).
                     batch_size: 128,
                     mask_epochs: 200,

@@ -299,6 +299,10 @@ pub fn presets_help() -> String {
         "Presets (the values a run starts from; flags override them; each paper value is cited in the method's file):\n",
     );
     for e in METHODS {
+        // A method whose paper publishes no values (no official code, silent paper) has a
+        // `paper` preset equal to `fast`; the help says so rather than implying a recipe.
+        let silent =
+            (e.configure)(Preset::Paper, None).ok() == (e.configure)(Preset::Fast, None).ok();
         for p in [Preset::Fast, Preset::Paper] {
             let Ok((recipe, config)) = (e.configure)(p, None) else {
                 continue;
@@ -312,7 +316,7 @@ pub fn presets_help() -> String {
                 other => other.to_string(),
             };
             out.push_str(&format!(
-                "  {} {}: {}; {}\n",
+                "  {} {}: {}; {}{}\n",
                 e.name,
                 p.name(),
                 recipe.summary(),
@@ -320,6 +324,11 @@ pub fn presets_help() -> String {
                     "no settings"
                 } else {
                     &settings
+                },
+                if silent && p == Preset::Paper {
+                    " (the same as fast: the paper publishes no values for these; see the method's file)"
+                } else {
+                    ""
                 }
             ));
         }

@@ -160,8 +160,9 @@ impl Linearizer for Streamlinet {
         };
         match preset {
             Preset::Fast => (Recipe::fast(), cfg),
-            // No public code, and the paper's schedule and coefficients are not in our sources
-            // (only its abstract): `paper` cannot follow the paper and equals `fast`.
+            // No public code, and the paper's formulas, schedule and coefficients are not in our
+            // sources (only its abstract, linearization.md §5): the method itself is our
+            // reconstruction, so `paper` has nothing to follow and equals `fast`.
             Preset::Paper => (Recipe::fast(), cfg),
         }
     }
@@ -248,5 +249,20 @@ impl Linearizer for Streamlinet {
             consistency: consistency_weights(run, self.cfg.consistency_beta),
             ..LossWeights::ce_kd()
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The paper gives no values to pin (abstract only): `paper` is `fast`, and stays so until
+    /// a source gives them.
+    #[test]
+    fn paper_preset_equals_fast_for_lack_of_published_values() {
+        assert_eq!(
+            Streamlinet::preset(Preset::Paper),
+            Streamlinet::preset(Preset::Fast)
+        );
     }
 }
