@@ -37,6 +37,14 @@ enum Command {
         /// Force the activation scale 2^N instead of calibrating it.
         #[arg(long)]
         act_frac: Option<u8>,
+        /// Write ONNX (opset 17) to this file instead of a pi-core model, plus `<file>.json`
+        /// with the kept ReLUs per layer and the number the target evaluates.
+        #[arg(long, conflicts_with = "act_frac")]
+        onnx: Option<PathBuf>,
+        /// ONNX form: generic (any runtime), crypten (crypten.nn.from_onnx, removed ReLUs not
+        /// evaluated) or ezpc (channel-wise masks only). Default: generic.
+        #[arg(long, value_enum, requires = "onnx")]
+        profile: Option<crate::onnx::Profile>,
     },
     /// Run the test set through pi-core and compare with the float model.
     Eval {
@@ -75,6 +83,24 @@ enum Command {
     Linearize(crate::linearize::args::LinearizeArgs),
     /// Linearize with several methods and budgets: results.csv and plots.
     Sweep(crate::sweep::SweepArgs),
+    /// Import an ONNX CNN as a run folder (MaxPool becomes average pooling; every Relu a mask
+    /// site); the run then takes `train --from`, `linearize`, `export`, `eval` and `sweep`.
+    Import {
+        /// The ONNX model (one N x C x H x W input, one logits output).
+        #[arg(long)]
+        onnx: PathBuf,
+        /// Run folder to create (must not exist).
+        #[arg(long)]
+        out: PathBuf,
+        /// Dataset (default: the one whose image shape the model's input has).
+        #[arg(long, value_enum)]
+        dataset: Option<DatasetKind>,
+        /// Input shape C,H,W when the model leaves it open (default: the dataset's).
+        #[arg(long, value_parser = parse_chw)]
+        input_shape: Option<Chw>,
+        #[command(flatten)]
+        data: DataArgs,
+    },
     /// Print the ReLU count per layer of an architecture.
     Relus {
         /// Architecture.
@@ -124,9 +150,12 @@ struct TrainArgs {
     /// taken from its config.json).
     #[arg(long)]
     resume: bool,
-    /// Dataset.
-    #[arg(long, value_enum, default_value = "digits")]
-    dataset: DatasetKind,
+    /// Dataset (default: digits, or the --from run's).
+    #[arg(long, value_enum)]
+    dataset: Option<DatasetKind>,
+    /// Fine-tune: start from this run's final weights and take its graph (e.g. an imported run).
+    #[arg(long, conflicts_with_all = ["arch", "width"])]
+    from: Option<PathBuf>,
     /// Architecture: digits-cnn, lenet, resnet8, resnet20, resnet18, ... (default: by dataset).
     #[arg(long)]
     arch: Option<Arch>,
@@ -184,9 +213,58 @@ fn default_arch(d: DatasetKind) -> Arch {
     }
 }
 
-fn config_from(a: &TrainArgs) -> TrainConfig {
-    let mut c = TrainConfig::defaults(a.dataset, a.arch.unwrap_or(default_arch(a.dataset)));
+/// `C,H,W` (e.g. `1,8,8`).
+fn parse_chw(s: &str) -> Result<Chw, String> {
+    let v: Vec<usize> = s
+        .split(',')
+        .map(|x| x.trim().parse::<usize>())
+        .collect::<Result<_, _>>()
+        .map_err(|e| format!("`{s}`: {e} (expected C,H,W such as 1,8,8)"))?;
+    match v.as_slice() {
+        [c, h, w] if *c > 0 && *h > 0 && *w > 0 => Ok(Chw {
+            c: *c,
+            h: *h,
+            w: *w,
+        }),
+        _ => Err(format!(
+            "`{s}`: expected three positive sizes C,H,W such as 1,8,8"
+        )),
+    }
+}
+
+fn config_from(a: &TrainArgs) -> Result<TrainConfig> {
+    let from = match &a.from {
+        Some(f) => Some(
+            crate::train::RunDir::new(f)
+                .read_config()
+                .with_context(|| format!("--from {}", f.display()))?,
+        ),
+        None => None,
+    };
+    let dataset = a
+        .dataset
+        .or(from.as_ref().map(|f| f.dataset))
+        .unwrap_or(DatasetKind::Digits);
+    let arch = match &from {
+        Some(f) => f.arch,
+        None => a.arch.unwrap_or(default_arch(dataset)),
+    };
+    let mut c = TrainConfig::defaults(dataset, arch);
     c.width = a.width;
+    if let (Some(f), Some(path)) = (&from, &a.from) {
+        if f.dataset != dataset {
+            anyhow::bail!(
+                "--from {} was trained on {}, not {}",
+                path.display(),
+                f.dataset.name(),
+                dataset.name()
+            );
+        }
+        c.width = f.width;
+        c.spec = Some(crate::train::run_dir::spec_of(f)?);
+        c.normalization = f.normalization.clone();
+        c.init_from = Some(path.clone());
+    }
     c.epochs = a.epochs.unwrap_or(c.epochs);
     c.batch_size = a.batch_size.unwrap_or(c.batch_size);
     c.optimizer = a.optimizer.unwrap_or(c.optimizer);
@@ -200,7 +278,7 @@ fn config_from(a: &TrainArgs) -> TrainConfig {
     c.backend = a.backend;
     c.data_dir = a.data.data_dir.clone();
     c.cifar_archive = a.data.cifar_archive.clone();
-    c
+    Ok(c)
 }
 
 fn print_summary(s: &TrainSummary) {
@@ -332,11 +410,34 @@ fn run(cli: Cli) -> Result<()> {
             let s = if a.resume {
                 resume(&a.out, a.epochs, &opts)?
             } else {
-                train(&config_from(&a), &a.out, &opts)?
+                train(&config_from(&a)?, &a.out, &opts)?
             };
             print_summary(&s);
         }
-        Command::Export { run, out, act_frac } => {
+        Command::Export {
+            run,
+            onnx: Some(onnx),
+            profile,
+            ..
+        } => {
+            let profile = profile.unwrap_or(crate::onnx::Profile::Generic);
+            let side = crate::onnx::export_onnx(&run, &onnx, profile)
+                .with_context(|| format!("exporting {} as ONNX", run.display()))?;
+            println!(
+                "exported {} to {} ({} profile, opset {}): ReLUs kept {}/{}, evaluated by the target {}; per layer in {}",
+                run.display(),
+                onnx.display(),
+                profile.name(),
+                side.opset,
+                side.relus_kept,
+                side.relus_total,
+                side.relus_evaluated,
+                crate::onnx::export::sidecar_path(&onnx).display()
+            );
+        }
+        Command::Export {
+            run, out, act_frac, ..
+        } => {
             let side = export_run(&run, &out, &ExportOptions { act_frac })
                 .with_context(|| format!("exporting {}", run.display()))?;
             print_export(&side, &out);
@@ -363,6 +464,25 @@ fn run(cli: Cli) -> Result<()> {
             seed,
             quiet,
         } => demo(&out, epochs, seed, quiet)?,
+        Command::Import {
+            onnx,
+            out,
+            dataset,
+            input_shape,
+            data,
+        } => {
+            let opts = crate::onnx::ImportOptions {
+                dataset,
+                input: input_shape,
+                data: data.paths(),
+            };
+            let r = crate::onnx::import_onnx(&onnx, &out, &opts)?;
+            let cfg = crate::train::RunDir::new(&out).read_config()?;
+            print!(
+                "{}",
+                crate::onnx::import::report_text(&r, &crate::train::run_dir::spec_of(&cfg)?)
+            );
+        }
         Command::Linearize(a) => crate::linearize::args::run(a)?,
         Command::Sweep(a) => crate::sweep::run(a)?,
         Command::Relus {

@@ -34,6 +34,7 @@ pub mod eval;
 pub mod export;
 pub mod linearize;
 pub mod model;
+pub mod onnx;
 pub mod plot;
 pub mod rng;
 pub mod sweep;

@@ -30,6 +30,9 @@ pub enum Arch {
         /// Depth (number of weighted layers on the main path).
         depth: usize,
     },
+    /// `imported`: a graph read from ONNX by `host-trainer import`; the graph itself is stored in
+    /// the run's config (`TrainConfig::spec`), since no builder can rebuild it.
+    Imported,
 }
 
 impl Arch {
@@ -39,6 +42,8 @@ impl Arch {
             Self::DigitsCnn => digits_cnn::DEFAULT_WIDTH,
             Self::Lenet => lenet::DEFAULT_WIDTH,
             Self::Resnet { depth } => resnet::default_width(depth),
+            // Not used: an imported graph has its widths already.
+            Self::Imported => 0,
         }
     }
 
@@ -54,6 +59,11 @@ impl Arch {
             Self::DigitsCnn => digits_cnn::spec(input, w, classes),
             Self::Lenet => lenet::spec(input, w, classes),
             Self::Resnet { depth } => resnet::spec(input, depth, w, classes),
+            Self::Imported => Err(SpecError::new(
+                "imported",
+                "-",
+                "an imported graph is read from its run's config.json (make one with `host-trainer import --onnx`)",
+            )),
         }
     }
 }
@@ -64,6 +74,7 @@ impl fmt::Display for Arch {
             Self::DigitsCnn => f.write_str("digits-cnn"),
             Self::Lenet => f.write_str("lenet"),
             Self::Resnet { depth } => write!(f, "resnet{depth}"),
+            Self::Imported => f.write_str("imported"),
         }
     }
 }
@@ -75,6 +86,7 @@ impl FromStr for Arch {
         match s {
             "digits-cnn" => Ok(Self::DigitsCnn),
             "lenet" => Ok(Self::Lenet),
+            "imported" => Ok(Self::Imported),
             _ => match s.strip_prefix("resnet").and_then(|d| d.parse().ok()) {
                 Some(depth) if resnet::stages(depth).is_some() => Ok(Self::Resnet { depth }),
                 _ => Err(format!(

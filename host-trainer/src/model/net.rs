@@ -3,7 +3,7 @@
 
 use burn::module::Module;
 use burn::nn::conv::{Conv2d, Conv2dConfig};
-use burn::nn::pool::AvgPool2dConfig;
+use burn::nn::pool::{AvgPool2dConfig, MaxPool2dConfig};
 use burn::nn::{BatchNorm, BatchNormConfig, Linear, LinearConfig, PaddingConfig2d};
 use burn::tensor::{Device, Tensor};
 
@@ -31,6 +31,11 @@ pub struct Net {
     /// The graph (not a parameter: rebuilt from the run config, never stored in checkpoints).
     #[module(skip)]
     pub spec: NetSpec,
+    /// [`Op::AvgPool`] steps to evaluate as max pooling instead. Empty except while the ONNX
+    /// importer measures the original model (before its MaxPools became average pools), so that
+    /// both accuracies come from this one interpreter; never trained or exported.
+    #[module(skip)]
+    pub max_pool_steps: Vec<usize>,
 }
 
 impl Net {
@@ -72,6 +77,7 @@ impl Net {
             relus,
             linears,
             spec: spec.clone(),
+            max_pool_steps: vec![],
         }
     }
 
@@ -127,6 +133,12 @@ impl Net {
                 Op::Relu => {
                     ri += 1;
                     self.relus[ri - 1].forward(x)
+                }
+                Op::AvgPool { kernel, stride } if self.max_pool_steps.contains(&i) => {
+                    MaxPool2dConfig::new([kernel, kernel])
+                        .with_strides([stride, stride])
+                        .init()
+                        .forward(x)
                 }
                 Op::AvgPool { kernel, stride } => AvgPool2dConfig::new([kernel, kernel])
                     .with_strides([stride, stride])

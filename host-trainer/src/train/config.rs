@@ -6,7 +6,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::backend::Backend;
 use crate::data::{DataPaths, DatasetKind, Normalization};
-use crate::model::Arch;
+use crate::model::{Arch, NetSpec};
 
 /// Which optimizer updates the weights.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
@@ -57,6 +57,14 @@ pub struct TrainConfig {
     pub data_dir: Option<PathBuf>,
     /// CIFAR-10 archive (`None`: the shared archive).
     pub cifar_archive: Option<PathBuf>,
+    /// The graph itself, for architectures no builder can rebuild (`Arch::Imported`); absent
+    /// from the configs of built-in architectures, so their config.json files are unchanged.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub spec: Option<NetSpec>,
+    /// Run folder whose final model gives the initial weights (`train --from`: fine-tuning);
+    /// `None`: fresh weights from the seed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub init_from: Option<PathBuf>,
 }
 
 impl TrainConfig {
@@ -86,6 +94,8 @@ impl TrainConfig {
             backend: Backend::default(),
             data_dir: None,
             cifar_archive: None,
+            spec: None,
+            init_from: None,
         }
     }
 

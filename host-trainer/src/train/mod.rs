@@ -201,7 +201,19 @@ fn run_epochs(
         cfg.backend
     ));
 
-    let mut model = Net::seeded(&spec, &device, cfg.seed);
+    // Fine-tuning (`train --from`) starts from the source run's final weights; a resumed run
+    // replaces them with its checkpoint's below either way.
+    let mut model = match &cfg.init_from {
+        Some(from) => {
+            let from_run = RunDir::new(from);
+            let from_cfg = from_run.read_config()?;
+            let net = run_dir::load_final_model(&from_run, &from_cfg, &device)
+                .with_context(|| format!("initial weights from {}", from.display()))?;
+            log.line(&format!("initial weights: {}", from.display()));
+            net
+        }
+        None => Net::seeded(&spec, &device, cfg.seed),
+    };
     let fresh_optimizer = || make_optimizer(cfg.optimizer, cfg.momentum, cfg.weight_decay);
     let mut optim = fresh_optimizer();
     let mut state = TrainState {

@@ -126,6 +126,9 @@ impl RunDir {
 
 /// The graph a config describes.
 pub fn spec_of(cfg: &TrainConfig) -> Result<NetSpec> {
+    if let Some(spec) = &cfg.spec {
+        return Ok(spec.clone());
+    }
     let s = cfg.dataset.shape();
     let input = Chw {
         c: s.channels,
@@ -150,7 +153,14 @@ pub fn model_from_bytes(spec: &NetSpec, bytes: Vec<u8>, device: &Device) -> Resu
 /// completed) on `device`, in evaluation mode.
 pub fn load_trained(run: &RunDir, device: &Device) -> Result<(TrainConfig, Net)> {
     let cfg = run.read_config()?;
-    let spec = spec_of(&cfg)?;
+    let net = load_final_model(run, &cfg, device)?;
+    Ok((cfg, net.valid()))
+}
+
+/// A run's final model (`model.bpk`, or `best.bpk` if the run has not completed) on `device`,
+/// as stored (not switched to evaluation mode: `train --from` fine-tunes it).
+pub fn load_final_model(run: &RunDir, cfg: &TrainConfig, device: &Device) -> Result<Net> {
+    let spec = spec_of(cfg)?;
     let path = [run.model(), run.best()]
         .into_iter()
         .find(|p| p.is_file())
@@ -161,7 +171,5 @@ pub fn load_trained(run: &RunDir, device: &Device) -> Result<(TrainConfig, Net)>
             )
         })?;
     let bytes = std::fs::read(&path).with_context(|| format!("reading {}", path.display()))?;
-    let net = model_from_bytes(&spec, bytes, device)
-        .with_context(|| format!("loading {}", path.display()))?;
-    Ok((cfg, net.valid()))
+    model_from_bytes(&spec, bytes, device).with_context(|| format!("loading {}", path.display()))
 }
