@@ -3,8 +3,11 @@
 # prediction. Also checks that the committed generated files match the committed model, and
 # reports instructions per inference, flash and static RAM.
 #
-# Usage: scripts/run-firmware.sh [--no-gen-check] [--report FILE]
+# Usage: scripts/run-firmware.sh [--no-gen-check] [--per-layer] [--report FILE]
 #   --no-gen-check  skip scripts/gen-firmware-model.sh --check (which builds a host tool)
+#   --per-layer     build with the `layer-marks` feature: a marker call after every layer, and
+#                   the last inference's instructions split per layer (the marker calls add a
+#                   few instructions per layer: take headline figures from a run without it)
 #   --report FILE   also write the figures as key=value lines to FILE
 # Needs: scripts/setup-targets.sh and scripts/setup-firmware.sh run before (QEMU, defmt-print,
 # region plugin). Exit status 0 only when every embedded sample is predicted correctly.
@@ -22,6 +25,7 @@ die() {
 }
 
 gen_check=1
+per_layer=0
 report=""
 while [[ $# -gt 0 ]]; do
     case "$1" in
@@ -29,12 +33,16 @@ while [[ $# -gt 0 ]]; do
         gen_check=0
         shift
         ;;
+    --per-layer)
+        per_layer=1
+        shift
+        ;;
     --report)
         report=$(realpath -m "${2:?--report needs a file}")
         shift 2
         ;;
     -h | --help)
-        sed -n '2,10p' "${BASH_SOURCE[0]}"
+        sed -n '2,13p' "${BASH_SOURCE[0]}"
         exit 0
         ;;
     *) die "unknown argument '$1' (see --help)" ;;
@@ -51,7 +59,9 @@ if [[ $gen_check -eq 1 ]]; then
 fi
 
 log "building firmware-example (release, thumbv7em-none-eabihf)"
-(cd "$FW" && "$ROOT/scripts/cross-build.sh" build --release) || die "firmware build failed"
+features=()
+[[ $per_layer -eq 1 ]] && features=(--features layer-marks)
+(cd "$FW" && "$ROOT/scripts/cross-build.sh" build --release "${features[@]}") || die "firmware build failed"
 [[ -f $ELF ]] || die "no ELF at $ELF after the build"
 
 # Section sizes (readelf reads any ELF, unlike the host's `size`): flash holds the vector table,

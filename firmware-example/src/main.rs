@@ -125,7 +125,12 @@ fn run() -> Result<usize, Setup> {
     for (i, sample) in SAMPLES.iter().enumerate() {
         let t0 = SYST::get_current();
         bench_start();
+        #[cfg(not(feature = "layer-marks"))]
         let result = model.infer(&sample.input, arena);
+        #[cfg(feature = "layer-marks")]
+        let result = model.infer_observed(&sample.input, arena, |layer, _| {
+            firmware_example::marks::layer_done(layer.index)
+        });
         bench_stop();
         let ticks = t0.wrapping_sub(SYST::get_current()) & SYST_RELOAD;
         match result {

@@ -80,3 +80,47 @@ impl pi_core::share::Probe for MarkProbe {
         }
     }
 }
+
+/// Generates the per-layer markers: distinct bodies (`n` nops), so none can be merged.
+macro_rules! layer_marks {
+    ($($name:ident = $n:literal),*) => {
+        $(
+            /// Per-layer marker (feature `layer-marks`): the instructions from here to the next
+            /// marker belong to the following layer.
+            #[unsafe(no_mangle)]
+            #[inline(never)]
+            pub extern "C" fn $name() {
+                for _ in 0..$n {
+                    cortex_m::asm::nop();
+                }
+            }
+        )*
+    };
+}
+
+layer_marks!(
+    layer_done_0 = 6,
+    layer_done_1 = 7,
+    layer_done_2 = 8,
+    layer_done_3 = 9,
+    layer_done_4 = 10,
+    layer_done_5 = 11,
+    layer_done_6 = 12,
+    layer_done_7 = 13
+);
+
+/// Calls the marker of layer `index` (0..=7; later layers share the last marker): the region
+/// plugin attributes what follows to layer `index + 1` (`tools/qemu-run.sh` names them).
+#[inline(never)]
+pub fn layer_done(index: usize) {
+    match index {
+        0 => layer_done_0(),
+        1 => layer_done_1(),
+        2 => layer_done_2(),
+        3 => layer_done_3(),
+        4 => layer_done_4(),
+        5 => layer_done_5(),
+        6 => layer_done_6(),
+        _ => layer_done_7(),
+    }
+}

@@ -41,7 +41,14 @@ if [[ -f $plugin ]]; then
     if [[ -n $start && -n $stop ]]; then
         plugin_log=$(mktemp)
         trap 'rm -f "$plugin_log"' EXIT
-        args+=(-plugin "$plugin,start=$start,stop=$stop" -d plugin -D "$plugin_log")
+        # Per-layer markers (feature layer-marks): the marker after layer i starts layer i+1;
+        # "other" is the input copy and layer 0.
+        marks=""
+        for i in 0 1 2 3 4 5 6 7; do
+            addr=$(symbol "layer_done_$i")
+            [[ -n $addr ]] && marks+=",mark=layer$((i + 1))@$addr"
+        done
+        args+=(-plugin "$plugin,start=$start,stop=$stop$marks" -d plugin -D "$plugin_log")
     else
         log "no bench_start/bench_stop symbols in $elf: no instruction counts"
     fi
@@ -73,6 +80,11 @@ if [[ -n $plugin_log ]]; then
                 printf "inferences=%d\ninsns_min=%d\ninsns_max=%d\ninsns_mean=%.1f\nmarker_overhead=%d\n", k, min, max, mean, overhead > report
             }
         }' "$plugin_log"
+fi
+
+if [[ -n $plugin_log ]] && grep -q ' phases: ' "$plugin_log"; then
+    # The last inference's split ("other" = input copy + layer 0; layerN = layer N).
+    grep ' phases: ' "$plugin_log" | tail -n 1 | sed 's/^/qemu-run: per layer: /' >&2
 fi
 
 if [[ ${status[0]} -ne 0 ]]; then

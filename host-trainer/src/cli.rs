@@ -45,6 +45,10 @@ enum Command {
         /// evaluated) or ezpc (channel-wise masks only). Default: generic.
         #[arg(long, value_enum, requires = "onnx")]
         profile: Option<crate::onnx::Profile>,
+        /// Write format v1 (32-bit activations, i16 weights) instead of the narrowest widths
+        /// that keep parity with the float model (format v2).
+        #[arg(long, conflicts_with = "onnx")]
+        wide: bool,
     },
     /// Run the test set through pi-core and compare with the float model.
     Eval {
@@ -310,6 +314,23 @@ fn print_export(side: &ExportSidecar, out: &Path) {
         .map(|(n, b)| format!("{n}:{b}"))
         .collect();
     println!("weight fractional bits: {}", bits.join(" "));
+    let w = &side.info.widths;
+    let narrow: Vec<String> = side
+        .info
+        .weight_frac_bits
+        .iter()
+        .zip(&w.i8_weights)
+        .map(|((n, _), &b)| format!("{n}:{}", if b { "i8" } else { "i16" }))
+        .collect();
+    println!(
+        "format v{}: {}-bit activations, weights {}",
+        side.info.format_version,
+        w.activation_bits,
+        narrow.join(" ")
+    );
+    for note in &side.info.width_notes {
+        println!("wider than the narrowest: {note}");
+    }
 }
 
 fn print_eval(r: &EvalReport) {
@@ -436,9 +457,13 @@ fn run(cli: Cli) -> Result<()> {
             );
         }
         Command::Export {
-            run, out, act_frac, ..
+            run,
+            out,
+            act_frac,
+            wide,
+            ..
         } => {
-            let side = export_run(&run, &out, &ExportOptions { act_frac })
+            let side = export_run(&run, &out, &ExportOptions { act_frac, wide })
                 .with_context(|| format!("exporting {}", run.display()))?;
             print_export(&side, &out);
         }

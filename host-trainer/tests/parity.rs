@@ -56,11 +56,18 @@ fn max_logit_gap(run: &std::path::Path, model: &std::path::Path, n: usize) -> f3
     gap
 }
 
+/// The wide export (format v1: 32-bit activations, i16 weights) computes what the float model
+/// does up to rounding.
+const WIDE: ExportOptions = ExportOptions {
+    act_frac: None,
+    wide: true,
+};
+
 #[test]
 fn digits_cnn_export_matches_float_model() {
     let (_dir, run) = tiny_run(Arch::DigitsCnn, 8, 6);
     let model = run.join("model.pic");
-    let side = export_run(&run, &model, &ExportOptions::default()).expect("export");
+    let side = export_run(&run, &model, &WIDE).expect("export");
     assert_eq!(side.info.relus_total, 8 * 64 + 16 * 16);
     let r = eval_file(&model, None, None, None, None).expect("eval");
     let float = r.float_acc.expect("float accuracy");
@@ -84,7 +91,7 @@ fn resnet_export_with_residuals_matches_float_model() {
     // Residual adds, 1x1 strided shortcuts, global average pooling: every op of the format.
     let (_dir, run) = tiny_run(Arch::Resnet { depth: 8 }, 4, 2);
     let model = run.join("r.pic");
-    export_run(&run, &model, &ExportOptions::default()).expect("export");
+    export_run(&run, &model, &WIDE).expect("export");
     let gap = max_logit_gap(&run, &model, 60);
     assert!(
         gap < 0.02,
@@ -92,6 +99,35 @@ fn resnet_export_with_residuals_matches_float_model() {
     );
     let r = eval_file(&model, None, None, Some(120), None).expect("eval");
     assert!(r.agreement.expect("agreement") >= 0.99, "{r:?}");
+}
+
+/// The default export picks the narrowest widths that keep the parity rule, says what it chose
+/// (format v2), and the model it writes meets the rule on the test set.
+#[test]
+fn narrow_export_keeps_parity_and_reports_its_widths() {
+    let (_dir, run) = tiny_run(Arch::DigitsCnn, 8, 6);
+    let model = run.join("narrow.pic");
+    let side = export_run(&run, &model, &ExportOptions::default()).expect("export");
+    assert_eq!(side.info.format_version, 2);
+    let w = &side.info.widths;
+    assert_eq!(w.i8_weights.len(), 3, "{w:?}");
+    let bytes = std::fs::read(&model).expect("model");
+    let pic = pi_core::Model::parse(&bytes).expect("parse");
+    assert_eq!(pic.activation_bits(), w.activation_bits);
+    let r = eval_file(&model, None, None, None, None).expect("eval");
+    let float = r.float_acc.expect("float accuracy");
+    assert!(
+        host_trainer::export::meets_parity(r.fixed_acc, r.agreement.expect("agreement"), float),
+        "{r:?}"
+    );
+    // Every narrower width not taken has its reason.
+    let wider = (w.activation_bits == 32) as usize + w.i8_weights.iter().filter(|&&b| !b).count();
+    assert_eq!(
+        side.info.width_notes.len(),
+        wider,
+        "{:?}",
+        side.info.width_notes
+    );
 }
 
 #[test]

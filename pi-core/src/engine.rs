@@ -4,7 +4,7 @@ use core::ops::Range;
 
 use crate::error::Error;
 use crate::kernels;
-use crate::layer::{Layer, Op};
+use crate::layer::{Layer, Op, WeightWidth};
 use crate::model::Model;
 
 impl<'a> Model<'a> {
@@ -50,10 +50,12 @@ impl<'a> Model<'a> {
                 found: arena.len(),
             });
         }
-        arena
-            .get_mut(plan.range(0))
-            .ok_or(Error::Malformed)?
-            .copy_from_slice(input);
+        let first = arena.get_mut(plan.range(0)).ok_or(Error::Malformed)?;
+        first.copy_from_slice(input);
+        if self.activation_bits() == 16 {
+            // A model with 16-bit activations holds every tensor in i16, its input too.
+            kernels::saturate_i16(first);
+        }
         for layer in self.layers() {
             let out = plan.range(layer.output());
             run_layer(&layer, plan.range(layer.input), out.clone(), self, arena)?;
@@ -109,6 +111,16 @@ fn run_layer(
     // Only reached if the plan and the layer disagree, which validation rules out.
     let inconsistent = Error::Malformed;
     let in_place = input == out;
+    let written = out.clone();
+    let act16 = model.activation_bits() == 16;
+    // Outputs that may leave i16 from i16 inputs, unless the kernel saturated them already:
+    // rounded conv and linear results and sums. Pools and ReLUs stay within their inputs' range.
+    let saturate = act16
+        && match &layer.op {
+            Op::Conv2d(c) => c.weights.width() != WeightWidth::I8,
+            Op::Linear(_) | Op::Add { .. } => true,
+            _ => false,
+        };
     match &layer.op {
         Op::MaskedRelu(mask) => {
             if !in_place {
@@ -141,7 +153,10 @@ fn run_layer(
             let x = reader.read(input).ok_or(inconsistent)?;
             let (ins, outs) = (layer.input_shape, layer.output_shape);
             match op {
-                Op::Conv2d(c) => kernels::conv2d(c, ins, outs, x, output, scratch),
+                Op::Conv2d(c) => {
+                    let narrow = model.narrow_accumulators(layer.index);
+                    kernels::conv2d(c, ins, outs, x, output, scratch, narrow, act16)
+                }
                 Op::Linear(l) => kernels::linear(l, x, output),
                 Op::AvgPool2d { kernel, stride } => {
                     kernels::avg_pool(*kernel, *stride, ins, outs, x, output)
@@ -150,6 +165,9 @@ fn run_layer(
                 _ => return Err(inconsistent),
             }
         }
+    }
+    if saturate {
+        kernels::saturate_i16(arena.get_mut(written).ok_or(inconsistent)?);
     }
     Ok(())
 }

@@ -19,6 +19,14 @@ pub enum Error {
     },
     /// The bytes end early or a field does not decode (postcard-level error).
     Malformed,
+    /// A v2 file's CRC-32 (its last four bytes) does not match the bytes before it: the file
+    /// was damaged. Checked before any other field after the version is read.
+    ChecksumMismatch {
+        /// CRC-32 stored in the file.
+        stored: u32,
+        /// CRC-32 of the file's bytes before it.
+        computed: u32,
+    },
     /// Bytes are left over after the last layer.
     TrailingBytes,
     /// More layers than [`MAX_LAYERS`](crate::MAX_LAYERS).
@@ -97,6 +105,10 @@ impl fmt::Display for Error {
                 write!(f, "unsupported model format version {found}")
             }
             Error::Malformed => write!(f, "model file is truncated or malformed"),
+            Error::ChecksumMismatch { stored, computed } => write!(
+                f,
+                "model file is damaged: CRC-32 {computed:#010x}, file says {stored:#010x}"
+            ),
             Error::TrailingBytes => write!(f, "model file has bytes after the last layer"),
             Error::TooManyLayers { found } => write!(
                 f,

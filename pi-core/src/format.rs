@@ -1,15 +1,22 @@
-//! Wire records of model format v1, exactly as postcard encodes them.
+//! Wire records of model formats v1 and v2, exactly as postcard encodes them.
 //!
 //! These types are the file format; [`crate::model`] turns them into validated views. The byte
-//! layout is documented in the crate docs ("Model format v1").
+//! layout is documented in the crate docs ("Model format v1" and "Model format v2").
 
 use serde::{Deserialize, Serialize};
 
 /// The four bytes every model file starts with.
 pub const MAGIC: [u8; 4] = *b"PIC1";
 
-/// The format version this build writes and reads.
-pub const FORMAT_VERSION: u16 = 1;
+/// The newest format version this build reads and writes (v2). Files of every version from
+/// [`OLDEST_FORMAT_VERSION`] up to this one parse.
+pub const FORMAT_VERSION: u16 = 2;
+
+/// The oldest format version this build still reads (v1, parsed byte for byte as before v2).
+pub const OLDEST_FORMAT_VERSION: u16 = 1;
+
+/// Bytes of the CRC-32 that ends a v2 file.
+pub(crate) const CRC_BYTES: usize = 4;
 
 /// A tensor shape: channels, height, width (CHW order). Vectors are `(n, 1, 1)`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, Default)]
@@ -62,11 +69,19 @@ pub struct NumberFormat {
     pub activation_frac_bits: u8,
 }
 
-/// The header record that follows the magic bytes.
+/// The v1 header: what follows the version varint.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-pub(crate) struct Header {
-    pub version: u16,
+pub(crate) struct HeaderV1 {
     pub number_format: NumberFormat,
+    pub input: Shape,
+    pub layer_count: u16,
+}
+
+/// The v2 header: what follows the version varint. `activation_bits` is 16 or 32.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) struct HeaderV2 {
+    pub number_format: NumberFormat,
+    pub activation_bits: u8,
     pub input: Shape,
     pub layer_count: u16,
 }
@@ -116,6 +131,28 @@ pub(crate) enum OpRecord<'a> {
         other: u16,
     },
     Flatten,
+    /// v2 only: [`OpRecord::Conv2d`] with `i8` weights (one byte each, same order and scale).
+    Conv2dI8 {
+        out_channels: u16,
+        kernel_h: u8,
+        kernel_w: u8,
+        stride: u8,
+        padding: u8,
+        weight_frac_bits: u8,
+        /// `out * in * kh * kw` `i8`, order `[out][in][kh][kw]`.
+        weights: &'a [u8],
+        /// Empty, or `out` little-endian `i32`.
+        bias: &'a [u8],
+    },
+    /// v2 only: [`OpRecord::Linear`] with `i8` weights.
+    LinearI8 {
+        out_features: u16,
+        weight_frac_bits: u8,
+        /// `out * in` `i8`, order `[out][in]`.
+        weights: &'a [u8],
+        /// Empty, or `out` little-endian `i32`.
+        bias: &'a [u8],
+    },
 }
 
 /// Which elements of a [`OpRecord::MaskedRelu`] keep their ReLU.

@@ -144,47 +144,106 @@ impl Linear<'_> {
     }
 }
 
-/// Little-endian `i16` weights borrowed from the model bytes (zero-copy: they stay in flash).
+/// How a layer's weights are stored: `i16` (format v1 and v2) or `i8` (format v2 only). The
+/// value and scale rules are the same; `i8` halves the bytes and lets the kernels prove `i32`
+/// accumulators for wider layers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub enum WeightWidth {
+    /// Two bytes per weight, little-endian.
+    I16,
+    /// One byte per weight.
+    I8,
+}
+
+impl WeightWidth {
+    /// Bytes per weight.
+    pub const fn bytes(self) -> usize {
+        match self {
+            WeightWidth::I16 => 2,
+            WeightWidth::I8 => 1,
+        }
+    }
+}
+
+/// Weights borrowed from the model bytes (zero-copy: they stay in flash): little-endian `i16`,
+/// or `i8` ([`WeightWidth`]). Every accessor widens to `i16`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Weights<'a>(pub(crate) &'a [u8]);
+pub struct Weights<'a> {
+    bytes: &'a [u8],
+    width: WeightWidth,
+}
 
 impl<'a> Weights<'a> {
+    /// Little-endian `i16` weights.
+    pub(crate) const fn i16(bytes: &'a [u8]) -> Self {
+        Self {
+            bytes,
+            width: WeightWidth::I16,
+        }
+    }
+
+    /// `i8` weights.
+    pub(crate) const fn i8(bytes: &'a [u8]) -> Self {
+        Self {
+            bytes,
+            width: WeightWidth::I8,
+        }
+    }
+
+    /// How the weights are stored.
+    pub fn width(&self) -> WeightWidth {
+        self.width
+    }
+
     /// Number of weights.
     pub fn len(&self) -> usize {
-        self.0.len() / 2
+        self.bytes.len() / self.width.bytes()
     }
 
     /// Whether there are no weights.
     pub fn is_empty(&self) -> bool {
-        self.0.is_empty()
+        self.bytes.is_empty()
     }
 
     /// Weight `i` (0 past the end).
     #[inline(always)]
     pub fn get(&self, i: usize) -> i16 {
-        match self.0.get(2 * i..2 * i + 2) {
-            Some(b) => i16::from_le_bytes([b[0], b[1]]),
-            None => 0,
+        match self.width {
+            WeightWidth::I16 => match self.bytes.get(2 * i..2 * i + 2) {
+                Some(b) => i16::from_le_bytes([b[0], b[1]]),
+                None => 0,
+            },
+            WeightWidth::I8 => self.bytes.get(i).map_or(0, |&b| b as i8 as i16),
         }
     }
 
-    /// The raw little-endian bytes.
+    /// The raw bytes (little-endian `i16`, or `i8`: see [`Weights::width`]).
     pub fn as_bytes(&self) -> &'a [u8] {
-        self.0
+        self.bytes
     }
 
     /// Weights `start .. start + len` as a sub-view (empty if out of range).
     #[inline(always)]
     pub fn slice(&self, start: usize, len: usize) -> Weights<'a> {
-        Weights(self.0.get(2 * start..2 * (start + len)).unwrap_or(&[]))
+        let n = self.width.bytes();
+        Weights {
+            bytes: self.bytes.get(n * start..n * (start + len)).unwrap_or(&[]),
+            width: self.width,
+        }
     }
 
-    /// Iterates over the weights in order.
+    /// Iterates over the weights in order, widened to `i16`.
     #[inline(always)]
     pub fn iter(&self) -> impl ExactSizeIterator<Item = i16> + 'a {
-        self.0
-            .chunks_exact(2)
-            .map(|b| i16::from_le_bytes([b[0], b[1]]))
+        let wide = self.width == WeightWidth::I16;
+        self.bytes.chunks_exact(self.width.bytes()).map(move |b| {
+            if wide {
+                i16::from_le_bytes([b[0], b.get(1).copied().unwrap_or(0)])
+            } else {
+                b[0] as i8 as i16
+            }
+        })
     }
 }
 

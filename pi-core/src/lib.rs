@@ -37,10 +37,12 @@
 //!
 //! ## Numbers
 //!
-//! Fixed point throughout; the rules live in [`fixed`]. Activations are `i32` at one model-wide
-//! scale `2^a`. Conv and linear layers hold `i16` weights at a per-layer scale `2^s` and `i32`
+//! Fixed point throughout; the rules live in [`fixed`]. Activations are `i32` (or `i16`, a
+//! format v2 option) at one model-wide scale `2^a`. Conv and linear layers hold `i16` weights
+//! (or `i8`, format v2) at a per-layer scale `2^s` and `i32`
 //! biases at `2^(a+s)`, accumulate exactly in `i64` (parsing proves no accumulator can reach
-//! `2^62`), then round half up by `s` bits and saturate to `i32`. Pools divide their exact `i64`
+//! `2^62`; convolutions whose inputs fit `i16` run on dual 16-bit MACs, in `i32` where parsing
+//! also proves `|bias| + 2^15 · Σ|w| + 2^(s-1) < 2^31`, with the same result), then round half up by `s` bits and saturate to `i32`. Pools divide their exact `i64`
 //! sum by the pool size `n` and round half up, exactly for every `n` ([`fixed::pool_mean`]).
 //! Residual adds saturate. Secret-shared evaluation uses
 //! the same scales, so a reconstructed private result can be compared with the plaintext one.
@@ -102,6 +104,50 @@
 //! Tensors are CHW. Every tensor has at most [`MAX_TENSOR_ELEMENTS`] elements and each
 //! dimension fits a `u16`. The golden file `tests/golden/tiny.pic` is checked byte for byte.
 //!
+//! ## Model format v2
+//!
+//! Version 2 adds an integrity check, a per-model activation width and optional `i8` weights.
+//! Everything not listed here is as in v1 (records, encodings, limits). v1 files still parse,
+//! byte for byte as before; the writer (`spec`, feature `std`) writes v1 with `ModelSpec::to_bytes`
+//! and either version with `ModelSpec::to_bytes_with`.
+//!
+//! | Bytes | Field | Encoding |
+//! |---|---|---|
+//! | 0..4 | magic | `50 49 43 31` (`PIC1`) |
+//! | | version | `u16` varint, `02` |
+//! | | activation frac bits `a` | `u8` (0..=24) |
+//! | | activation bits | `u8`: `16` or `32` |
+//! | | input channels, height, width | 3 × `u16` varint |
+//! | | layer count | `u16` varint (1..=[`MAX_LAYERS`]) |
+//! | | layers | `layer count` layer records |
+//! | last 4 | CRC-32 | `u32` little-endian: CRC-32 (IEEE 802.3, reflected polynomial `0xEDB88320`, see [`crc`]) of every byte before it, magic included |
+//!
+//! `parse` reads the magic and the version, then checks the CRC-32 before it reads anything
+//! else ([`Error::ChecksumMismatch`]); every single-bit error in a file is caught (a test flips
+//! each bit of the golden v2 file). Layer records are v1's, plus two operations whose
+//! weights are `i8` (one byte each, same order and scale `2^s`; everything else as v1's
+//! Conv2d and Linear):
+//!
+//! | Index | Operation | Fields after the index |
+//! |---|---|---|
+//! | 7 | Conv2d, `i8` weights | as index 0, but weights: byte string of `out·in·kh·kw` `i8` |
+//! | 8 | Linear, `i8` weights | as index 1, but weights: byte string of `out·in` `i8` |
+//!
+//! A v1 file naming index 7 or 8 is rejected. With **16-bit activations** every tensor holds
+//! values in the `i16` range: the input is saturated to it when copied in, and conv, linear
+//! and add outputs saturate to it when they are rounded (instead of to `i32`); pools and ReLUs
+//! of `i16` values stay in range. Values still travel as `i32` in the arena. Then every
+//! convolution runs on the dual 16-bit MAC kernels, and with `i8` weights the parse-time bound
+//! `|bias| + 2^15 · Σ|w| + 2^(s-1) < 2^31` holds for any fan-in up to about 500, so they
+//! accumulate in `i32`. The golden file `tests/golden/tiny-v2.pic` (16-bit activations, `i8`
+//! conv and linear weights) is checked byte for byte.
+//!
+//! ## Unsafe code
+//!
+//! `unsafe_code` is denied crate-wide; only the Arm DSP helpers in the kernels allow it, for
+//! inline assembly (`smlad`, `smlald`, `sxtb16` and one multiply-accumulate loop; stable Rust
+//! has no intrinsics for them), each with its safety argument.
+//!
 //! ## Features
 //!
 //! * `std`: the writer (module `spec`) and conversions to owned types, for host tools.
@@ -113,6 +159,7 @@
 extern crate std;
 
 pub mod cost;
+pub mod crc;
 mod engine;
 mod error;
 pub mod fixed;
@@ -128,7 +175,7 @@ pub mod spec;
 pub mod testing;
 
 pub use error::Error;
-pub use format::{FORMAT_VERSION, MAGIC, NumberFormat, Shape};
-pub use layer::{Bias, Conv2d, Layer, Linear, Op, Weights};
+pub use format::{FORMAT_VERSION, MAGIC, NumberFormat, OLDEST_FORMAT_VERSION, Shape};
+pub use layer::{Bias, Conv2d, Layer, Linear, Op, WeightWidth, Weights};
 pub use mask::{MaskEncoding, ReluMask};
 pub use model::{Layers, MAX_LAYERS, MAX_TENSOR_ELEMENTS, Model, ParseOptions, ReluCount};

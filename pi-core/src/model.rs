@@ -1,9 +1,12 @@
 //! Parsing and validation: every check happens once, in [`Model::parse`].
 
+use crate::crc::crc32;
 use crate::error::Error;
 use crate::fixed::{MAX_ACTIVATION_FRAC_BITS, MAX_WEIGHT_FRAC_BITS};
-use crate::format::{FORMAT_VERSION, Header, LayerRecord, MAGIC, NumberFormat, OpRecord, Shape};
-use crate::layer::{Bias, Conv2d, Layer, Linear, Op, Weights};
+use crate::format::{
+    CRC_BYTES, HeaderV1, HeaderV2, LayerRecord, MAGIC, NumberFormat, OpRecord, Shape,
+};
+use crate::layer::{Bias, Conv2d, Layer, Linear, Op, WeightWidth, Weights};
 use crate::mask::ReluMask;
 use crate::plan::{self, Plan};
 
@@ -19,6 +22,12 @@ const ACCUMULATOR_LIMIT: u128 = 1 << 62;
 
 /// Largest magnitude of an `i32` activation.
 const ACTIVATION_MAGNITUDE: u128 = 1 << 31;
+
+/// Largest magnitude of an activation that fits `i16` (what the dual-MAC kernels multiply).
+const NARROW_ACTIVATION_MAGNITUDE: u128 = 1 << 15;
+
+/// An `i32` accumulator, with its rounding offset added, stays below this magnitude.
+const NARROW_ACCUMULATOR_LIMIT: u128 = 1 << 31;
 
 /// ReLU accounting: how many ReLUs a private inference pays for, out of how many sites.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -93,13 +102,18 @@ impl ParseOptions {
 #[derive(Debug, Clone)]
 pub struct Model<'a> {
     layer_bytes: &'a [u8],
+    version: u16,
     number_format: NumberFormat,
+    activation_bits: u8,
     layer_count: usize,
     plan: Plan,
     relus: ReluCount,
     macs: u64,
     ops: u64,
     weight_bytes: usize,
+    /// Bit `i`: layer `i` is a convolution whose every accumulator, rounding offset included,
+    /// provably fits `i32` when its inputs fit `i16` (see [`check_accumulators`]).
+    narrow_accumulators: u128,
 }
 
 impl<'a> Model<'a> {
@@ -119,14 +133,50 @@ impl<'a> Model<'a> {
     ///
     /// Any byte string returns `Ok` or a typed [`Error`]; this never panics.
     pub fn parse_with(bytes: &'a [u8], options: &ParseOptions) -> Result<Self, Error> {
-        let rest = bytes.strip_prefix(&MAGIC).ok_or(Error::BadMagic)?;
-        let (header, mut rest) =
-            postcard::take_from_bytes::<Header>(rest).map_err(|_| Error::Malformed)?;
-        if header.version != FORMAT_VERSION {
-            return Err(Error::UnsupportedVersion {
-                found: header.version,
-            });
-        }
+        let after_magic = bytes.strip_prefix(&MAGIC).ok_or(Error::BadMagic)?;
+        let (version, rest) =
+            postcard::take_from_bytes::<u16>(after_magic).map_err(|_| Error::Malformed)?;
+        let (header, mut rest) = match version {
+            1 => {
+                let (h, rest) =
+                    postcard::take_from_bytes::<HeaderV1>(rest).map_err(|_| Error::Malformed)?;
+                let header = HeaderV2 {
+                    number_format: h.number_format,
+                    activation_bits: 32,
+                    input: h.input,
+                    layer_count: h.layer_count,
+                };
+                (header, rest)
+            }
+            2 => {
+                // The checksum first: nothing after the version is read before it matches.
+                let body = bytes
+                    .len()
+                    .checked_sub(CRC_BYTES)
+                    .and_then(|n| bytes.get(..n))
+                    .filter(|body| body.len() > MAGIC.len())
+                    .ok_or(Error::Malformed)?;
+                let stored = bytes.get(body.len()..).ok_or(Error::Malformed)?;
+                let stored = u32::from_le_bytes([stored[0], stored[1], stored[2], stored[3]]);
+                let computed = crc32(body);
+                if stored != computed {
+                    return Err(Error::ChecksumMismatch { stored, computed });
+                }
+                // `rest` is the body after the version: the CRC is not part of the records.
+                let rest = rest
+                    .len()
+                    .checked_sub(CRC_BYTES)
+                    .and_then(|n| rest.get(..n))
+                    .ok_or(Error::Malformed)?;
+                let (header, rest) =
+                    postcard::take_from_bytes::<HeaderV2>(rest).map_err(|_| Error::Malformed)?;
+                if header.activation_bits != 16 && header.activation_bits != 32 {
+                    return Err(Error::BadParameter { layer: usize::MAX });
+                }
+                (header, rest)
+            }
+            found => return Err(Error::UnsupportedVersion { found }),
+        };
         if header.number_format.activation_frac_bits > MAX_ACTIVATION_FRAC_BITS {
             return Err(Error::BadParameter { layer: usize::MAX });
         }
@@ -148,13 +198,16 @@ impl<'a> Model<'a> {
         let mut ops = header.input.elements() as u64;
         let mut weight_bytes = 0usize;
         let mut scratch_words = 0usize;
+        let mut narrow_accumulators = 0u128;
         let layers_start = rest;
         for index in 0..layer_count {
             let (record, after) =
                 postcard::take_from_bytes::<LayerRecord<'a>>(rest).map_err(|_| Error::Malformed)?;
             rest = after;
-            let layer = build_layer(index, record, &shapes[..=index])?;
-            check_accumulators(&layer)?;
+            let layer = build_layer(index, record, &shapes[..=index], version)?;
+            if check_accumulators(&layer)? {
+                narrow_accumulators |= 1 << index;
+            }
             shapes[index + 1] = layer.output_shape;
             refs[index] = plan::LayerRefs::of(&layer);
             macs = macs.saturating_add(layer.macs());
@@ -163,7 +216,9 @@ impl<'a> Model<'a> {
                 Op::MaskedRelu(mask) => relus.add(mask),
                 Op::Conv2d(c) => {
                     weight_bytes += c.weights.as_bytes().len() + c.bias.map_or(0, |b| b.len() * 4);
-                    scratch_words = scratch_words.max(c.fan_in());
+                    // Two receptive fields of `i16` pairs, each padded to whole words (to
+                    // whole groups of four inputs for `i8` weights, see `kernels`).
+                    scratch_words = scratch_words.max(crate::kernels::scratch_words(c));
                 }
                 Op::Linear(l) => {
                     weight_bytes += l.weights.as_bytes().len() + l.bias.map_or(0, |b| b.len() * 4)
@@ -183,19 +238,35 @@ impl<'a> Model<'a> {
         let plan = plan::plan(&shapes[..=layer_count], &refs[..layer_count], scratch_words);
         Ok(Self {
             layer_bytes,
+            version,
             number_format: header.number_format,
+            activation_bits: header.activation_bits,
             layer_count,
             plan,
             relus,
             macs,
             ops,
             weight_bytes,
+            narrow_accumulators,
         })
     }
 
     /// The number format (activation scale).
     pub fn number_format(&self) -> NumberFormat {
         self.number_format
+    }
+
+    /// The format version of the file (1 or 2).
+    pub fn format_version(&self) -> u16 {
+        self.version
+    }
+
+    /// Bits of every activation: 32, or 16 for a v2 file that declares it. With 16, every
+    /// tensor the engine writes is saturated to the `i16` range (the input when it is copied
+    /// in; conv, linear and add outputs when they are rounded), so every convolution runs on
+    /// the dual 16-bit MAC kernels. Values stay `i32` in the arena either way.
+    pub fn activation_bits(&self) -> u8 {
+        self.activation_bits
     }
 
     /// Fractional bits of every activation.
@@ -277,6 +348,11 @@ impl<'a> Model<'a> {
         self.layers().nth(index)
     }
 
+    /// Whether layer `index` may accumulate in `i32` over `i16` inputs (decided at parse time).
+    pub(crate) fn narrow_accumulators(&self, index: usize) -> bool {
+        index < MAX_LAYERS && self.narrow_accumulators & (1 << index) != 0
+    }
+
     pub(crate) fn plan(&self) -> &Plan {
         &self.plan
     }
@@ -300,7 +376,13 @@ impl<'a> Iterator for Layers<'_, 'a> {
         // Parsing already accepted these exact bytes, so decoding cannot fail here; if it ever
         // did, the iterator ends instead of panicking.
         let (record, after) = postcard::take_from_bytes::<LayerRecord<'a>>(self.rest).ok()?;
-        let layer = build_layer(self.index, record, self.model.plan.shapes()).ok()?;
+        let layer = build_layer(
+            self.index,
+            record,
+            self.model.plan.shapes(),
+            self.model.version,
+        )
+        .ok()?;
         self.rest = after;
         self.index += 1;
         Some(layer)
@@ -332,12 +414,20 @@ fn bias_view(bytes: &[u8], count: usize, layer: usize) -> Result<Option<Bias<'_>
     }
 }
 
+fn weights_view(bytes: &[u8], width: WeightWidth) -> Weights<'_> {
+    match width {
+        WeightWidth::I16 => Weights::i16(bytes),
+        WeightWidth::I8 => Weights::i8(bytes),
+    }
+}
+
 /// Checks one record against the shapes of the tensors before it and builds its view. Cheap
 /// (no pass over the weights), so the layer iterator can call it again at inference time.
 fn build_layer<'a>(
     index: usize,
     record: LayerRecord<'a>,
     shapes: &[Shape],
+    version: u16,
 ) -> Result<Layer<'a>, Error> {
     let input = record.input as usize;
     let input_shape = *shapes
@@ -345,6 +435,14 @@ fn build_layer<'a>(
         .ok_or(Error::BadTensorRef { layer: index })?;
     let bad_param = Error::BadParameter { layer: index };
     let bad_shape = Error::BadShape { layer: index };
+    // `i8` weights exist from v2 on; a v1 file naming them is rejected.
+    let narrow_weights = |width: WeightWidth| {
+        if width == WeightWidth::I8 && version < 2 {
+            Err(bad_param)
+        } else {
+            Ok(width)
+        }
+    };
     let (op, output_shape) = match record.op {
         OpRecord::Conv2d {
             out_channels,
@@ -355,7 +453,21 @@ fn build_layer<'a>(
             weight_frac_bits,
             weights,
             bias,
+        }
+        | OpRecord::Conv2dI8 {
+            out_channels,
+            kernel_h,
+            kernel_w,
+            stride,
+            padding,
+            weight_frac_bits,
+            weights,
+            bias,
         } => {
+            let width = narrow_weights(match record.op {
+                OpRecord::Conv2dI8 { .. } => WeightWidth::I8,
+                _ => WeightWidth::I16,
+            })?;
             if out_channels == 0 || kernel_h == 0 || kernel_w == 0 || stride == 0 {
                 return Err(bad_param);
             }
@@ -378,7 +490,11 @@ fn build_layer<'a>(
                 dim((w + 2 * p - kw) / s + 1, index)?,
             );
             let in_channels = input_shape.channels as usize;
-            let expected = out_channels as u64 * in_channels as u64 * kh as u64 * kw as u64 * 2;
+            let expected = out_channels as u64
+                * in_channels as u64
+                * kh as u64
+                * kw as u64
+                * width.bytes() as u64;
             if weights.len() as u64 != expected {
                 return Err(Error::BadLength { layer: index });
             }
@@ -390,7 +506,7 @@ fn build_layer<'a>(
                 stride: s,
                 padding: p,
                 weight_frac_bits,
-                weights: Weights(weights),
+                weights: weights_view(weights, width),
                 bias: bias_view(bias, out_channels as usize, index)?,
             };
             (Op::Conv2d(conv), out_shape)
@@ -400,7 +516,17 @@ fn build_layer<'a>(
             weight_frac_bits,
             weights,
             bias,
+        }
+        | OpRecord::LinearI8 {
+            out_features,
+            weight_frac_bits,
+            weights,
+            bias,
         } => {
+            let width = narrow_weights(match record.op {
+                OpRecord::LinearI8 { .. } => WeightWidth::I8,
+                _ => WeightWidth::I16,
+            })?;
             if !input_shape.is_vector() {
                 return Err(bad_shape);
             }
@@ -408,14 +534,15 @@ fn build_layer<'a>(
                 return Err(bad_param);
             }
             let in_features = input_shape.channels as usize;
-            if weights.len() as u64 != out_features as u64 * in_features as u64 * 2 {
+            let expected = out_features as u64 * in_features as u64 * width.bytes() as u64;
+            if weights.len() as u64 != expected {
                 return Err(Error::BadLength { layer: index });
             }
             let linear = Linear {
                 in_features,
                 out_features: out_features as usize,
                 weight_frac_bits,
-                weights: Weights(weights),
+                weights: weights_view(weights, width),
                 bias: bias_view(bias, out_features as usize, index)?,
             };
             (Op::Linear(linear), Shape::vector(out_features))
@@ -476,27 +603,47 @@ fn build_layer<'a>(
 
 /// Proves that no accumulator of this layer can reach 2^62 whatever the `i32` inputs: the exact
 /// worst case is `|bias| + 2^31 · Σ|w|` per output (one pass over the weights, at parse time only).
-fn check_accumulators(layer: &Layer<'_>) -> Result<(), Error> {
+///
+/// Returns whether, for a convolution, the tighter bound `|bias| + 2^15 · Σ|w| + 2^(s-1) < 2^31`
+/// holds for every output channel: then inputs that fit `i16` can be accumulated (and rounded)
+/// in `i32` by the dual 16-bit MAC kernels without any possible overflow.
+fn check_accumulators(layer: &Layer<'_>) -> Result<bool, Error> {
     let overflow = Error::AccumulatorOverflow { layer: layer.index };
-    let rows_fit = |weights: Weights<'_>, bias: Option<Bias<'_>>, rows: usize, fan_in: usize| {
-        (0..rows).all(|row| {
+    // The largest worst-case accumulator magnitude over rows, per unit of input magnitude
+    // (`Σ|w|`) and with the bias: (max over rows of l1·m + |b|) for the two input magnitudes.
+    let worst = |weights: Weights<'_>, bias: Option<Bias<'_>>, rows: usize, fan_in: usize| {
+        let mut wide = 0u128;
+        let mut narrow = 0u128;
+        for row in 0..rows {
             let l1: u128 = weights
                 .slice(row * fan_in, fan_in)
                 .iter()
                 .map(|w| w.unsigned_abs() as u128)
                 .sum();
             let b = bias.map_or(0, |b| b.get(row).unsigned_abs() as u128);
-            l1 * ACTIVATION_MAGNITUDE + b < ACCUMULATOR_LIMIT
-        })
+            wide = wide.max(l1 * ACTIVATION_MAGNITUDE + b);
+            narrow = narrow.max(l1 * NARROW_ACTIVATION_MAGNITUDE + b);
+        }
+        (wide, narrow)
     };
     // A pool's accumulator is its sum plus the rounding offset `n/2` (`fixed::pool_mean`).
     let pool_fits = |n: usize| n as u128 * ACTIVATION_MAGNITUDE + n as u128 / 2 < ACCUMULATOR_LIMIT;
-    let fits = match &layer.op {
-        Op::Conv2d(c) => rows_fit(c.weights, c.bias, c.out_channels, c.fan_in()),
-        Op::Linear(l) => rows_fit(l.weights, l.bias, l.out_features, l.in_features),
-        Op::AvgPool2d { kernel, .. } => pool_fits(kernel * kernel),
-        Op::GlobalAvgPool => pool_fits(layer.input_shape.plane()),
-        _ => true,
+    let rounding = |s: u8| if s == 0 { 0 } else { 1u128 << (s - 1) };
+    let (fits, narrow) = match &layer.op {
+        Op::Conv2d(c) => {
+            let (wide, narrow) = worst(c.weights, c.bias, c.out_channels, c.fan_in());
+            (
+                wide < ACCUMULATOR_LIMIT,
+                narrow + rounding(c.weight_frac_bits) < NARROW_ACCUMULATOR_LIMIT,
+            )
+        }
+        Op::Linear(l) => {
+            let (wide, _) = worst(l.weights, l.bias, l.out_features, l.in_features);
+            (wide < ACCUMULATOR_LIMIT, false)
+        }
+        Op::AvgPool2d { kernel, .. } => (pool_fits(kernel * kernel), false),
+        Op::GlobalAvgPool => (pool_fits(layer.input_shape.plane()), false),
+        _ => (true, false),
     };
-    if fits { Ok(()) } else { Err(overflow) }
+    if fits { Ok(narrow) } else { Err(overflow) }
 }

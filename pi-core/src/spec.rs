@@ -9,11 +9,12 @@ use std::vec::Vec;
 
 use serde::Serialize;
 
+use crate::crc::crc32;
 use crate::error::Error;
 use crate::format::{
-    FORMAT_VERSION, Header, LayerRecord, MAGIC, MaskRecord, NumberFormat, OpRecord, Shape,
+    HeaderV1, HeaderV2, LayerRecord, MAGIC, MaskRecord, NumberFormat, OpRecord, Shape,
 };
-use crate::layer::Op;
+use crate::layer::{Op, WeightWidth};
 use crate::mask::MaskEncoding;
 use crate::model::Model;
 
@@ -189,6 +190,14 @@ fn le_i16(values: &[i16]) -> Vec<u8> {
     values.iter().flat_map(|v| v.to_le_bytes()).collect()
 }
 
+/// `i8` weights, one byte each; `None` if one does not fit.
+fn narrow_i8(values: &[i16]) -> Option<Vec<u8>> {
+    values
+        .iter()
+        .map(|&v| i8::try_from(v).ok().map(|b| b as u8))
+        .collect()
+}
+
 fn le_i32(values: Option<&Vec<i32>>) -> Vec<u8> {
     values
         .map(|v| v.iter().flat_map(|b| b.to_le_bytes()).collect())
@@ -229,24 +238,58 @@ impl ModelSpec {
         }
     }
 
-    /// Writes the model file and checks it by parsing it back: a spec that would not parse is
-    /// reported with the same [`Error`] the device would give.
+    /// Writes the model file in format v1 (what every version of pi-core reads) and checks it
+    /// by parsing it back: a spec that would not parse is reported with the same [`Error`] the
+    /// device would give. [`ModelSpec::to_bytes_with`] writes v2.
     pub fn to_bytes(&self) -> Result<Vec<u8>, Error> {
+        self.to_bytes_with(&Encoding::V1)
+    }
+
+    /// Writes the model file in the format `encoding` describes and checks it by parsing it
+    /// back. A layer listed in [`Encoding::i8_weights`] must be a conv or linear layer whose
+    /// every weight fits `i8` ([`Error::BadParameter`] otherwise); v1 allows neither `i8`
+    /// weights nor 16-bit activations.
+    pub fn to_bytes_with(&self, encoding: &Encoding) -> Result<Vec<u8>, Error> {
         let layer_count = u16::try_from(self.layers.len()).map_err(|_| Error::TooManyLayers {
             found: self.layers.len(),
         })?;
+        let v2 = match encoding.version {
+            1 if encoding.activation_bits == 32 && !encoding.i8_weights.contains(&true) => false,
+            1 => return Err(Error::BadParameter { layer: usize::MAX }),
+            2 => true,
+            found => return Err(Error::UnsupportedVersion { found }),
+        };
+        let narrow = |index: usize| encoding.i8_weights.get(index).copied().unwrap_or(false);
+        let number_format = NumberFormat {
+            activation_frac_bits: self.activation_frac_bits,
+        };
         let mut out = Vec::from(MAGIC);
-        push(
-            &mut out,
-            &Header {
-                version: FORMAT_VERSION,
-                number_format: NumberFormat {
-                    activation_frac_bits: self.activation_frac_bits,
-                },
+        push(&mut out, &encoding.version)?;
+        if v2 {
+            let header = HeaderV2 {
+                number_format,
+                activation_bits: encoding.activation_bits,
                 input: self.input,
                 layer_count,
-            },
-        )?;
+            };
+            push(&mut out, &header)?;
+        } else {
+            let header = HeaderV1 {
+                number_format,
+                input: self.input,
+                layer_count,
+            };
+            push(&mut out, &header)?;
+        }
+        if let Some(index) = (0..encoding.i8_weights.len()).find(|&i| {
+            narrow(i)
+                && !matches!(
+                    self.layers.get(i).map(|l| &l.op),
+                    Some(OpSpec::Conv2d { .. } | OpSpec::Linear { .. })
+                )
+        }) {
+            return Err(Error::BadParameter { layer: index });
+        }
         for (index, layer) in self.layers.iter().enumerate() {
             let input = layer.input.unwrap_or(index);
             let input = u16::try_from(input).map_err(|_| Error::BadTensorRef { layer: index })?;
@@ -263,16 +306,34 @@ impl ModelSpec {
                     weights,
                     bias,
                 } => {
-                    let (w, b) = (le_i16(weights), le_i32(bias.as_ref()));
-                    let op = OpRecord::Conv2d {
-                        out_channels: *out_channels,
-                        kernel_h: *kernel_h,
-                        kernel_w: *kernel_w,
-                        stride: *stride,
-                        padding: *padding,
-                        weight_frac_bits: *weight_frac_bits,
-                        weights: &w,
-                        bias: &b,
+                    let b = le_i32(bias.as_ref());
+                    let w = if narrow(index) {
+                        narrow_i8(weights).ok_or(Error::BadParameter { layer: index })?
+                    } else {
+                        le_i16(weights)
+                    };
+                    let op = if narrow(index) {
+                        OpRecord::Conv2dI8 {
+                            out_channels: *out_channels,
+                            kernel_h: *kernel_h,
+                            kernel_w: *kernel_w,
+                            stride: *stride,
+                            padding: *padding,
+                            weight_frac_bits: *weight_frac_bits,
+                            weights: &w,
+                            bias: &b,
+                        }
+                    } else {
+                        OpRecord::Conv2d {
+                            out_channels: *out_channels,
+                            kernel_h: *kernel_h,
+                            kernel_w: *kernel_w,
+                            stride: *stride,
+                            padding: *padding,
+                            weight_frac_bits: *weight_frac_bits,
+                            weights: &w,
+                            bias: &b,
+                        }
                     };
                     push(&mut out, &LayerRecord { input, op })?;
                 }
@@ -284,12 +345,26 @@ impl ModelSpec {
                 } => {
                     let out_features = u16::try_from(*out_features)
                         .map_err(|_| Error::BadShape { layer: index })?;
-                    let (w, b) = (le_i16(weights), le_i32(bias.as_ref()));
-                    let op = OpRecord::Linear {
-                        out_features,
-                        weight_frac_bits: *weight_frac_bits,
-                        weights: &w,
-                        bias: &b,
+                    let b = le_i32(bias.as_ref());
+                    let w = if narrow(index) {
+                        narrow_i8(weights).ok_or(Error::BadParameter { layer: index })?
+                    } else {
+                        le_i16(weights)
+                    };
+                    let op = if narrow(index) {
+                        OpRecord::LinearI8 {
+                            out_features,
+                            weight_frac_bits: *weight_frac_bits,
+                            weights: &w,
+                            bias: &b,
+                        }
+                    } else {
+                        OpRecord::Linear {
+                            out_features,
+                            weight_frac_bits: *weight_frac_bits,
+                            weights: &w,
+                            bias: &b,
+                        }
                     };
                     push(&mut out, &LayerRecord { input, op })?;
                 }
@@ -333,12 +408,75 @@ impl ModelSpec {
                 }
             }
         }
+        if v2 {
+            let crc = crc32(&out);
+            out.extend_from_slice(&crc.to_le_bytes());
+        }
         Model::parse(&out)?;
         Ok(out)
     }
 }
 
+/// How [`ModelSpec::to_bytes_with`] writes a model: the format version and, for v2, the
+/// number widths. [`Model::encoding`] reads it back from a file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Encoding {
+    /// Format version: 1 or 2.
+    pub version: u16,
+    /// Bits of every activation: 32, or 16 (v2 only, see [`Model::activation_bits`]).
+    pub activation_bits: u8,
+    /// Per layer: whether its weights are stored as `i8` (v2 only; conv and linear layers
+    /// only). Missing entries mean `false`.
+    pub i8_weights: Vec<bool>,
+}
+
+impl Encoding {
+    /// Format v1: 32-bit activations, `i16` weights.
+    pub const V1: Encoding = Encoding {
+        version: 1,
+        activation_bits: 32,
+        i8_weights: Vec::new(),
+    };
+
+    /// Format v2 with the given activation width and `i8` layers.
+    pub fn v2(activation_bits: u8, i8_weights: Vec<bool>) -> Self {
+        Self {
+            version: 2,
+            activation_bits,
+            i8_weights,
+        }
+    }
+
+    /// Canonical form: `i8_weights` lists every layer, no more (what [`Model::encoding`]
+    /// returns).
+    pub fn canonical(&self, layers: usize) -> Encoding {
+        let mut i8_weights = self.i8_weights.clone();
+        i8_weights.resize(layers, false);
+        Encoding {
+            i8_weights,
+            ..self.clone()
+        }
+    }
+}
+
 impl Model<'_> {
+    /// How the file was written: version, activation width and which layers hold `i8`
+    /// weights, in canonical form (one entry per layer).
+    pub fn encoding(&self) -> Encoding {
+        Encoding {
+            version: self.format_version(),
+            activation_bits: self.activation_bits(),
+            i8_weights: self
+                .layers()
+                .map(|layer| match layer.op {
+                    Op::Conv2d(c) => c.weights.width() == WeightWidth::I8,
+                    Op::Linear(l) => l.weights.width() == WeightWidth::I8,
+                    _ => false,
+                })
+                .collect(),
+        }
+    }
+
     /// The model as an owned [`ModelSpec`] in canonical form (see [`ModelSpec::canonical`]).
     pub fn to_spec(&self) -> ModelSpec {
         let layers = self

@@ -2,7 +2,7 @@
 
 mod common;
 
-use common::{Rng, random_input, random_spec, reference_eval};
+use common::{Rng, random_input, random_spec, random_v2, reference_eval, reference_eval_with};
 use pi_core::spec::{LayerSpec, MaskSpec, ModelSpec, OpSpec};
 use pi_core::{Error, Model, ParseOptions, Shape};
 use proptest::prelude::*;
@@ -39,6 +39,40 @@ proptest! {
         let back = Model::parse(&bytes).unwrap().to_spec();
         prop_assert_eq!(&back, &spec.canonical());
         prop_assert_eq!(back.to_bytes().unwrap(), bytes);
+    }
+
+    /// Format v2 (16- or 32-bit activations, i8 weights in random layers): the engine gives
+    /// exactly the reference's output, which saturates every tensor to i16 with 16 bits.
+    #[test]
+    fn engine_matches_reference_v2(seed in any::<u64>()) {
+        let mut rng = Rng::new(seed);
+        let base = random_spec(&mut rng);
+        let (spec, encoding) = random_v2(&mut rng, &base);
+        let bytes = spec.to_bytes_with(&encoding).expect("narrowed models stay valid");
+        let model = Model::parse(&bytes).expect("written models parse");
+        prop_assert_eq!(model.format_version(), 2);
+        prop_assert_eq!(model.activation_bits(), encoding.activation_bits);
+        let mut arena = vec![0i32; model.arena_words()];
+        for _ in 0..3 {
+            let input = random_input(&mut rng, spec.input.elements());
+            arena.iter_mut().for_each(|w| *w = rng.next_u64() as i32);
+            let got = model.infer(&input, &mut arena).expect("valid buffers");
+            let want = reference_eval_with(&spec, &input, encoding.activation_bits);
+            prop_assert_eq!(got, &want[..]);
+        }
+    }
+
+    /// parse(write(m)) == m for v2 too: the spec, and the encoding it was written with.
+    #[test]
+    fn write_then_parse_round_trips_v2(seed in any::<u64>()) {
+        let mut rng = Rng::new(seed);
+        let base = random_spec(&mut rng);
+        let (spec, encoding) = random_v2(&mut rng, &base);
+        let bytes = spec.to_bytes_with(&encoding).unwrap();
+        let model = Model::parse(&bytes).unwrap();
+        prop_assert_eq!(&model.to_spec(), &spec.canonical());
+        prop_assert_eq!(&model.encoding(), &encoding.canonical(spec.layers.len()));
+        prop_assert_eq!(model.to_spec().to_bytes_with(&model.encoding()).unwrap(), bytes);
     }
 
     /// Arbitrary bytes, with or without the magic, give Ok or an error: never a panic.
@@ -322,11 +356,52 @@ fn invalid_models_get_typed_errors() {
 
     let bytes = ok.to_bytes().unwrap();
     assert_eq!(Model::parse(&bytes[1..]).unwrap_err(), Error::BadMagic);
+    let mut v3 = bytes.clone();
+    v3[4] = 3;
+    assert_eq!(
+        Model::parse(&v3).unwrap_err(),
+        Error::UnsupportedVersion { found: 3 }
+    );
+    // A v1 file relabelled v2 has no valid CRC-32 at its end.
     let mut v2 = bytes.clone();
     v2[4] = 2;
-    assert_eq!(
+    assert!(matches!(
         Model::parse(&v2).unwrap_err(),
-        Error::UnsupportedVersion { found: 2 }
+        Error::ChecksumMismatch { .. }
+    ));
+    // i8 weights exist only from v2 on: not in a v1 file, and only in conv and linear layers.
+    use pi_core::spec::Encoding;
+    let narrow = Encoding {
+        version: 1,
+        activation_bits: 32,
+        i8_weights: vec![true],
+    };
+    assert_eq!(
+        ok.to_bytes_with(&narrow).err(),
+        Some(Error::BadParameter { layer: usize::MAX })
+    );
+    let mut small = ok.clone();
+    if let OpSpec::Conv2d { weights, .. } = &mut small.layers[0].op {
+        weights.iter_mut().for_each(|w| *w = (*w).clamp(-128, 127));
+        weights[0] = 128;
+    }
+    // A weight beyond i8 cannot be stored as i8.
+    let v2_narrow = Encoding::v2(32, vec![true]);
+    assert_eq!(
+        small.to_bytes_with(&v2_narrow).err(),
+        Some(Error::BadParameter { layer: 0 })
+    );
+    if let OpSpec::Conv2d { weights, .. } = &mut small.layers[0].op {
+        weights[0] = 127;
+    }
+    let v2_bytes = small.to_bytes_with(&v2_narrow).unwrap();
+    // The same records under a v1 header (no activation width, no CRC): rejected at layer 0.
+    let mut as_v1 = v2_bytes[..v2_bytes.len() - 4].to_vec();
+    as_v1[4] = 1;
+    as_v1.remove(6);
+    assert_eq!(
+        Model::parse(&as_v1).unwrap_err(),
+        Error::BadParameter { layer: 0 }
     );
     let no_layers = ModelSpec {
         layers: vec![],

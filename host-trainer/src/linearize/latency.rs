@@ -138,7 +138,10 @@ fn architecture(teacher: &Path) -> Result<Vec<u8>> {
     let device = cfg.backend.device()?;
     let (_, net) = load_trained(&run, &device)?;
     // Any activation scale gives the same architecture, so skip calibration.
-    let opts = ExportOptions { act_frac: Some(8) };
+    let opts = ExportOptions {
+        act_frac: Some(8),
+        ..Default::default()
+    };
     let (spec, _) = to_model_spec(&net, 1.0, &opts)?;
     spec.architecture_only()
         .to_bytes()

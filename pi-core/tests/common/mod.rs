@@ -198,9 +198,23 @@ fn pool_mean(sum: i128, n: i128) -> i32 {
     sat((2 * sum + n).div_euclid(2 * n))
 }
 
-/// Evaluates a spec the slow, obvious way.
+/// Evaluates a spec the slow, obvious way (32-bit activations).
+#[allow(dead_code)]
 pub fn reference_eval(spec: &ModelSpec, input: &[i32]) -> Vec<i32> {
-    let mut tensors: Vec<(Shape, Vec<i32>)> = vec![(spec.input, input.to_vec())];
+    reference_eval_with(spec, input, 32)
+}
+
+/// [`reference_eval`] with `activation_bits` 16 or 32: with 16, the input and every tensor are
+/// saturated to the `i16` range (format v2's rule), here after each layer's exact result.
+pub fn reference_eval_with(spec: &ModelSpec, input: &[i32], activation_bits: u8) -> Vec<i32> {
+    let narrow = |v: Vec<i32>| -> Vec<i32> {
+        if activation_bits == 16 {
+            v.into_iter().map(|x| x.clamp(-32768, 32767)).collect()
+        } else {
+            v
+        }
+    };
+    let mut tensors: Vec<(Shape, Vec<i32>)> = vec![(spec.input, narrow(input.to_vec()))];
     for (index, layer) in spec.layers.iter().enumerate() {
         let (shape, x) = tensors[layer.input.unwrap_or(index)].clone();
         let (c, h, w) = (
@@ -331,7 +345,26 @@ pub fn reference_eval(spec: &ModelSpec, input: &[i32]) -> Vec<i32> {
             }
             OpSpec::Flatten => (Shape::vector(x.len() as u16), x),
         };
-        tensors.push(out);
+        tensors.push((out.0, narrow(out.1)));
     }
     tensors.pop().unwrap().1
+}
+
+/// A random v2 encoding of `spec`, and the spec it describes: 16- or 32-bit activations, and
+/// each conv or linear layer, at random, with its weights saturated to `i8` and stored so.
+#[allow(dead_code)]
+pub fn random_v2(rng: &mut Rng, spec: &ModelSpec) -> (ModelSpec, pi_core::spec::Encoding) {
+    let mut spec = spec.clone();
+    let bits = if rng.chance(50) { 16 } else { 32 };
+    let mut narrow = vec![false; spec.layers.len()];
+    for (i, layer) in spec.layers.iter_mut().enumerate() {
+        if let OpSpec::Conv2d { weights, .. } | OpSpec::Linear { weights, .. } = &mut layer.op
+            && rng.chance(60)
+        {
+            // Mostly in range, with both extremes; saturate the rest.
+            weights.iter_mut().for_each(|w| *w = (*w).clamp(-128, 127));
+            narrow[i] = true;
+        }
+    }
+    (spec, pi_core::spec::Encoding::v2(bits, narrow))
 }
