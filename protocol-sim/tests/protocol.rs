@@ -586,13 +586,14 @@ fn split_relus_on_16_bits_keep_the_digits_model_s_predictions() {
         ..Options::default()
     };
     let (runs, served) = run_session(&bytes, &inputs, &options).unwrap();
-    // The ranges come from the proven bounds: every layer needs more than 16 bits here.
-    assert!(
-        served
-            .plan
-            .relu_layers(&model)
-            .all(|(_, p)| p.range_bits() > 16)
-    );
+    // The ranges come from the proven bounds: some layers need more than 16 bits, so a 16-bit
+    // sign comparison is an approximation there (the test is about those faults).
+    let ranges: Vec<u8> = served
+        .plan
+        .relu_layers(&model)
+        .map(|(_, p)| p.range_bits())
+        .collect();
+    assert!(ranges.iter().any(|&r| r > 16), "{ranges:?}");
     let agree = runs.iter().filter(|r| r.argmax_agrees()).count();
     let (faults, relus) = runs.iter().fold((0, 0), |(f, n), r| {
         (f + r.sign_faults.0, n + r.sign_faults.1)
