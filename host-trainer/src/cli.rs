@@ -64,6 +64,10 @@ enum Command {
         /// Evaluate only the first N test images.
         #[arg(long)]
         limit: Option<usize>,
+        /// Also write firmware samples here (`scripts/gen-firmware-model.sh --samples`): the
+        /// first correctly classified test image of each class, quantized as evaluated.
+        #[arg(long)]
+        samples_out: Option<PathBuf>,
         #[command(flatten)]
         data: DataArgs,
     },
@@ -404,7 +408,7 @@ fn demo(out: &Path, epochs: usize, seed: u64, quiet: bool) -> Result<()> {
     print_export(&side, &model);
 
     println!("== 4/4 eval: test set through pi-core");
-    let r = eval_file(&model, None, Some(&lin), None, None)?;
+    let r = eval_file(&model, None, Some(&lin), None, None, None)?;
     print_eval(&r);
     println!(
         "== summary: digits-cnn on {} test images, {:.0}s total\n   all ReLUs:  {:>5} kept, test accuracy {:.2}% (float)\n   linearized: {:>5} kept ({:.1}%), test accuracy {:.2}% through pi-core fixed point ({:.2}% float, argmax agreement {:.2}%)",
@@ -472,6 +476,7 @@ fn run(cli: Cli) -> Result<()> {
             dataset,
             run,
             limit,
+            samples_out,
             data,
         } => {
             let r = eval_file(
@@ -480,6 +485,7 @@ fn run(cli: Cli) -> Result<()> {
                 run.as_deref(),
                 limit,
                 data.paths().as_ref(),
+                samples_out.as_deref(),
             )?;
             print_eval(&r);
         }

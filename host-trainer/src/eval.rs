@@ -31,15 +31,32 @@ pub fn fixed_predictions(
     set: &ImageSet,
     norm: &Normalization,
 ) -> Result<(Vec<usize>, u64, u64)> {
+    let mut preds = Vec::with_capacity(set.len());
+    let (kept, total) = each_fixed(model_bytes, act_frac, set, norm, |_, _, p| {
+        preds.push(p);
+        true
+    })?;
+    Ok((preds, kept, total))
+}
+
+/// Runs the images of `set` in order through the pi-core model, calling `visit(index,
+/// quantized input, prediction)` until it returns `false`; returns the model's kept and total
+/// ReLUs.
+fn each_fixed(
+    model_bytes: &[u8],
+    act_frac: u8,
+    set: &ImageSet,
+    norm: &Normalization,
+    mut visit: impl FnMut(usize, &[i32], usize) -> bool,
+) -> Result<(u64, u64)> {
     let model = pi_core::Model::parse(model_bytes)
         .map_err(|e| anyhow!("pi-core rejected the model: {e}"))?;
     let mut arena = vec![0i32; model.arena_words()];
-    let mut preds = Vec::with_capacity(set.len());
     let mut input_q = vec![0i32; set.shape.len()];
     let idx: Vec<usize> = (0..set.len()).collect();
-    for chunk in idx.chunks(256) {
+    'chunks: for chunk in idx.chunks(256) {
         let x = batch::floats(set, chunk, norm, None);
-        for sample in x.chunks(set.shape.len()) {
+        for (&i, sample) in chunk.iter().zip(x.chunks(set.shape.len())) {
             for (q, &v) in input_q.iter_mut().zip(sample) {
                 *q = pi_core::fixed::quantize(v, act_frac);
             }
@@ -51,11 +68,42 @@ pub fn fixed_predictions(
                 .iter()
                 .enumerate()
                 .fold(0, |b, (i, &v)| if v > logits[b] { i } else { b });
-            preds.push(best);
+            if !visit(i, &input_q, best) {
+                break 'chunks;
+            }
         }
     }
     let count = model.relu_count();
-    Ok((preds, count.kept, count.total))
+    Ok((count.kept, count.total))
+}
+
+/// Firmware samples (`firmware-gen emit --samples`): for each class, the first test image the
+/// pi-core model classifies correctly, quantized as [`fixed_predictions`] quantizes it, one line
+/// `label v0 .. v(n-1)` each. The firmware checks its logits against the host's bit for bit,
+/// and fails on a wrong prediction, so only correctly classified images are taken.
+pub fn firmware_samples(
+    model_bytes: &[u8],
+    act_frac: u8,
+    set: &ImageSet,
+    norm: &Normalization,
+    classes: usize,
+) -> Result<String> {
+    use std::fmt::Write;
+    let mut taken = vec![false; classes];
+    let mut text = String::new();
+    each_fixed(model_bytes, act_frac, set, norm, |i, q, pred| {
+        let label = set.labels[i] as usize;
+        if pred == label && !taken.get(label).copied().unwrap_or(true) {
+            taken[label] = true;
+            let _ = write!(text, "{label}");
+            for v in q {
+                let _ = write!(text, " {v}");
+            }
+            text.push('\n');
+        }
+        taken.iter().any(|t| !t)
+    })?;
+    Ok(text)
 }
 
 /// Share of `preds` equal to `labels`.
@@ -76,13 +124,15 @@ pub fn agreement(a: &[usize], b: &[usize]) -> f64 {
 
 /// Evaluates the model file `model` on the test set of its dataset through pi-core and, when
 /// its run folder is known (sidecar or `run`), the float model too. `limit` evaluates only the
-/// first N test images.
+/// first N test images. With `samples_out`, also writes [`firmware_samples`] of those images
+/// there.
 pub fn eval_file(
     model: &std::path::Path,
     dataset: Option<crate::data::DatasetKind>,
     run: Option<&std::path::Path>,
     limit: Option<usize>,
     paths: Option<&crate::data::DataPaths>,
+    samples_out: Option<&std::path::Path>,
 ) -> Result<EvalReport> {
     use anyhow::Context;
     let bytes = std::fs::read(model).with_context(|| format!("reading {}", model.display()))?;
@@ -120,6 +170,18 @@ pub fn eval_file(
     }
     let (fixed, kept, total) =
         fixed_predictions(&bytes, side.info.act_frac, &test, &side.normalization)?;
+    if let Some(out) = samples_out {
+        let classes = dataset.classes();
+        let text = firmware_samples(
+            &bytes,
+            side.info.act_frac,
+            &test,
+            &side.normalization,
+            classes,
+        )?;
+        crate::train::checkpoint::write_atomic(out, text.as_bytes())
+            .with_context(|| format!("writing {}", out.display()))?;
+    }
     let mut report = EvalReport {
         images: test.len(),
         fixed_acc: accuracy(&fixed, &test.labels),

@@ -232,8 +232,8 @@ fn bad_input_is_refused_clearly() {
     // A file that is not a model says so.
     let not_model = dir.path().join("x.pic");
     std::fs::write(&not_model, b"hello, this is not a model").expect("write");
-    let err =
-        host_trainer::eval::eval_file(&not_model, None, None, None, None).expect_err("not a model");
+    let err = host_trainer::eval::eval_file(&not_model, None, None, None, None, None)
+        .expect_err("not a model");
     assert!(
         format!("{err:#}").contains("not a pi-core model file"),
         "{err:#}"

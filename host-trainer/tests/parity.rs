@@ -69,7 +69,7 @@ fn digits_cnn_export_matches_float_model() {
     let model = run.join("model.pic");
     let side = export_run(&run, &model, &WIDE).expect("export");
     assert_eq!(side.info.relus_total, 8 * 64 + 16 * 16);
-    let r = eval_file(&model, None, None, None, None).expect("eval");
+    let r = eval_file(&model, None, None, None, None, None).expect("eval");
     let float = r.float_acc.expect("float accuracy");
     assert!(float > 0.85, "the tiny model should learn digits: {float}");
     assert!(
@@ -97,7 +97,7 @@ fn resnet_export_with_residuals_matches_float_model() {
         gap < 0.02,
         "dequantized pi-core logits differ from float by {gap}"
     );
-    let r = eval_file(&model, None, None, Some(120), None).expect("eval");
+    let r = eval_file(&model, None, None, Some(120), None, None).expect("eval");
     assert!(r.agreement.expect("agreement") >= 0.99, "{r:?}");
 }
 
@@ -114,7 +114,7 @@ fn narrow_export_keeps_parity_and_reports_its_widths() {
     let bytes = std::fs::read(&model).expect("model");
     let pic = pi_core::Model::parse(&bytes).expect("parse");
     assert_eq!(pic.activation_bits(), w.activation_bits);
-    let r = eval_file(&model, None, None, None, None).expect("eval");
+    let r = eval_file(&model, None, None, None, None, None).expect("eval");
     let float = r.float_acc.expect("float accuracy");
     assert!(
         host_trainer::export::meets_parity(r.fixed_acc, r.agreement.expect("agreement"), float),
@@ -168,4 +168,41 @@ fn partial_masks_export_as_element_masks() {
     let bytes = ms.to_bytes().expect("encode");
     let pic = pi_core::Model::parse(&bytes).expect("parse");
     assert_eq!((pic.relu_count().kept, pic.relu_count().total), (64, 192));
+}
+
+/// `eval --samples-out` writes, for the firmware, one test image per class that pi-core
+/// classifies correctly: distinct labels, the model's input length, and pi-core's prediction on
+/// each line's numbers is its label.
+#[test]
+fn firmware_samples_are_correctly_classified_test_images() {
+    // Barely trained (one epoch, width 2), so that the first test image of some classes is
+    // misclassified and has to be skipped.
+    let (_dir, run) = tiny_run(Arch::DigitsCnn, 2, 1);
+    let model = run.join("samples.pic");
+    export_run(&run, &model, &ExportOptions::default()).expect("export");
+    let samples = run.join("samples.txt");
+    eval_file(&model, None, None, None, None, Some(&samples)).expect("eval");
+    let bytes = std::fs::read(&model).expect("model");
+    let pic = pi_core::Model::parse(&bytes).expect("parse");
+    let mut arena = vec![0i32; pic.arena_words()];
+    let text = std::fs::read_to_string(&samples).expect("samples");
+    let mut labels = vec![];
+    for line in text.lines() {
+        let v: Vec<i32> = line
+            .split_whitespace()
+            .map(|t| t.parse().expect("int"))
+            .collect();
+        let (label, input) = (v[0] as usize, &v[1..]);
+        assert_eq!(input.len(), 64, "{line}");
+        let logits = pic.infer(input, &mut arena).expect("infer");
+        let best = (0..logits.len()).fold(0, |b, i| if logits[i] > logits[b] { i } else { b });
+        assert_eq!(best, label, "{line}");
+        labels.push(label);
+    }
+    // Even this model gets several classes right somewhere in the test set.
+    assert!(labels.len() >= 3, "{labels:?}");
+    let mut distinct = labels.clone();
+    distinct.sort();
+    distinct.dedup();
+    assert_eq!(distinct.len(), labels.len(), "{labels:?}");
 }

@@ -162,7 +162,7 @@ pub struct LinearizeArgs {
 pub fn export_and_eval(out: &Path, fixed_limit: Option<usize>) -> Result<EvalReport> {
     let model = out.join("model.pic");
     export_run(out, &model, &ExportOptions::default())?;
-    eval_file(&model, None, Some(out), fixed_limit, None)
+    eval_file(&model, None, Some(out), fixed_limit, None, None)
 }
 
 /// Prints a summary.
