@@ -1297,30 +1297,71 @@ mod tests {
     use super::*;
     use crate::layer::{Bias, Weights};
 
-    /// Both convolution loop structures give identical results on every geometry.
-    #[test]
-    fn row_tiles_and_pixel_pairs_agree() {
-        let mut state = 0x1234_5678_u64;
-        let mut next = move || {
+    /// A xorshift64 stream: deterministic test cases without a dependency.
+    fn xorshift(mut state: u64) -> impl FnMut() -> u64 {
+        move || {
             state ^= state << 13;
             state ^= state >> 7;
             state ^= state << 17;
             state
-        };
+        }
+    }
+
+    /// A random convolution geometry `(cin, cout, k, p, s, ins, outs)`: up to `max_cin` input
+    /// channels, kernels 1 to 3, any padding below the kernel, strides 1 and 2, and up to
+    /// `extra` rows and columns beyond the smallest input.
+    fn random_geometry(
+        next: &mut impl FnMut() -> u64,
+        max_cin: u64,
+        extra: u64,
+    ) -> (usize, usize, usize, usize, usize, Shape, Shape) {
+        let cin = 1 + (next() % max_cin) as usize;
+        let cout = 1 + (next() % 5) as usize;
+        let k = 1 + (next() % 3) as usize;
+        let p = (next() % k as u64) as usize;
+        let s = 1 + (next() % 2) as usize;
+        let h = k.saturating_sub(2 * p).max(1) + (next() % extra) as usize;
+        let w = k.saturating_sub(2 * p).max(1) + (next() % extra) as usize;
+        let ins = Shape::new(cin as u16, h as u16, w as u16);
+        let outs = Shape::new(
+            cout as u16,
+            ((h + 2 * p - k) / s + 1) as u16,
+            ((w + 2 * p - k) / s + 1) as u16,
+        );
+        (cin, cout, k, p, s, ins, outs)
+    }
+
+    /// `n` inputs, mostly in the `i16` range with both extremes; with `wide`, a few beyond it.
+    fn random_inputs(next: &mut impl FnMut() -> u64, n: usize, wide: bool) -> std::vec::Vec<i32> {
+        (0..n)
+            .map(|_| match next() % 16 {
+                0 => -32768,
+                1 => 32767,
+                2 if wide => (next() % 2_000_001) as i32 - 1_000_000,
+                _ => (next() % 65_536) as i32 - 32768,
+            })
+            .collect()
+    }
+
+    /// The parse-time bound, stated here independently of `model`: every output channel has
+    /// `|bias| + 2^15 · Σ|w| + 2^(s-1) < 2^31`.
+    fn narrow_bound_holds(conv: &Conv2d) -> bool {
+        let frac = conv.weight_frac_bits;
+        (0..conv.out_channels).all(|oc| {
+            let l1: u128 = (0..conv.fan_in())
+                .map(|i| conv.weights.get(oc * conv.fan_in() + i).unsigned_abs() as u128)
+                .sum();
+            let round = if frac == 0 { 0 } else { 1u128 << (frac - 1) };
+            l1 * (1 << 15) + conv.bias_at(oc).unsigned_abs() as u128 + round < 1 << 31
+        })
+    }
+
+    /// Both convolution loop structures give identical results on every geometry.
+    #[test]
+    fn row_tiles_and_pixel_pairs_agree() {
+        let mut next = xorshift(0x1234_5678_u64);
         for _ in 0..300 {
-            let cin = 1 + (next() % 3) as usize;
-            let cout = 1 + (next() % 5) as usize;
-            let k = 1 + (next() % 3) as usize;
-            let p = (next() % k as u64) as usize;
-            let s = 1 + (next() % 2) as usize;
-            let h = k.saturating_sub(2 * p).max(1) + (next() % 40) as usize;
-            let w = k.saturating_sub(2 * p).max(1) + (next() % 40) as usize;
-            let ins = Shape::new(cin as u16, h as u16, w as u16);
-            let outs = Shape::new(
-                cout as u16,
-                ((h + 2 * p - k) / s + 1) as u16,
-                ((w + 2 * p - k) / s + 1) as u16,
-            );
+            let (cin, cout, k, p, s, ins, outs) = random_geometry(&mut next, 3, 40);
             let weight_bytes: std::vec::Vec<u8> = (0..cout * cin * k * k)
                 .flat_map(|_| ((next() % 2001) as i16 - 1000).to_le_bytes())
                 .collect();
@@ -1356,7 +1397,7 @@ mod tests {
             );
             assert_eq!(
                 tiles, pairs,
-                "cin {cin} cout {cout} k {k} p {p} s {s} {h}x{w}"
+                "cin {cin} cout {cout} k {k} p {p} s {s} in {ins:?}"
             );
         }
     }
@@ -1406,28 +1447,10 @@ mod tests {
     /// parsing does; the i64 variant runs on every case too.
     #[test]
     fn packed_kernels_match_i128_reference() {
-        let mut state = 0x0DDB_1A5E_5BAD_5EEDu64;
-        let mut next = move || {
-            state ^= state << 13;
-            state ^= state >> 7;
-            state ^= state << 17;
-            state
-        };
+        let mut next = xorshift(0x0DDB_1A5E_5BAD_5EEDu64);
         let mut seen = [0usize; 3];
         for case in 0..600 {
-            let cin = 1 + (next() % 4) as usize;
-            let cout = 1 + (next() % 5) as usize;
-            let k = 1 + (next() % 3) as usize;
-            let p = (next() % k as u64) as usize;
-            let s = 1 + (next() % 2) as usize;
-            let h = k.saturating_sub(2 * p).max(1) + (next() % 9) as usize;
-            let w = k.saturating_sub(2 * p).max(1) + (next() % 9) as usize;
-            let ins = Shape::new(cin as u16, h as u16, w as u16);
-            let outs = Shape::new(
-                cout as u16,
-                ((h + 2 * p - k) / s + 1) as u16,
-                ((w + 2 * p - k) / s + 1) as u16,
-            );
+            let (cin, cout, k, p, s, ins, outs) = random_geometry(&mut next, 4, 9);
             // Small weights keep the i32 bound; full-range ones break it.
             let wmax: u64 = if case % 3 == 0 { 65_536 } else { 512 };
             let weight_bytes: std::vec::Vec<u8> = (0..cout * cin * k * k)
@@ -1451,21 +1474,8 @@ mod tests {
             };
             // Mostly i16 inputs (with both extremes); every fourth case has a few beyond i16.
             let wide_inputs = case % 4 == 1;
-            let input: std::vec::Vec<i32> = (0..ins.elements())
-                .map(|_| match next() % 16 {
-                    0 => -32768,
-                    1 => 32767,
-                    2 if wide_inputs => (next() % 2_000_001) as i32 - 1_000_000,
-                    _ => (next() % 65_536) as i32 - 32768,
-                })
-                .collect();
-            let narrow_ok = (0..cout).all(|oc| {
-                let l1: u128 = (0..conv.fan_in())
-                    .map(|i| conv.weights.get(oc * conv.fan_in() + i).unsigned_abs() as u128)
-                    .sum();
-                let round = if frac == 0 { 0 } else { 1u128 << (frac - 1) };
-                l1 * (1 << 15) + conv.bias_at(oc).unsigned_abs() as u128 + round < 1 << 31
-            });
+            let input = random_inputs(&mut next, ins.elements(), wide_inputs);
+            let narrow_ok = narrow_bound_holds(&conv);
             let expected = reference_conv(&conv, ins, outs, &input);
             let mut variants = std::vec![false];
             if narrow_ok {
@@ -1477,7 +1487,7 @@ mod tests {
                 conv2d_packed(&conv, ins, outs, &input, &mut got, &mut scratch, narrow);
                 assert_eq!(
                     got, expected,
-                    "narrow {narrow} cin {cin} cout {cout} k {k} p {p} s {s} {h}x{w} frac {frac}"
+                    "narrow {narrow} cin {cin} cout {cout} k {k} p {p} s {s} in {ins:?} frac {frac}"
                 );
                 seen[narrow as usize] += 1;
             }
@@ -1493,29 +1503,11 @@ mod tests {
     /// (`act16`); fan-ins that are and are not multiples of four, odd channel and pixel counts.
     #[test]
     fn i8_kernels_match_i128_reference() {
-        let mut state = 0x5EED_0F18_8B17u64;
-        let mut next = move || {
-            state ^= state << 13;
-            state ^= state >> 7;
-            state ^= state << 17;
-            state
-        };
+        let mut next = xorshift(0x5EED_0F18_8B17u64);
         // [narrow acc, wide acc, wide inputs, act16, a result saturated by act16]
         let mut seen = [0usize; 5];
         for case in 0..800 {
-            let cin = 1 + (next() % 5) as usize;
-            let cout = 1 + (next() % 5) as usize;
-            let k = 1 + (next() % 3) as usize;
-            let p = (next() % k as u64) as usize;
-            let s = 1 + (next() % 2) as usize;
-            let h = k.saturating_sub(2 * p).max(1) + (next() % 9) as usize;
-            let w = k.saturating_sub(2 * p).max(1) + (next() % 9) as usize;
-            let ins = Shape::new(cin as u16, h as u16, w as u16);
-            let outs = Shape::new(
-                cout as u16,
-                ((h + 2 * p - k) / s + 1) as u16,
-                ((w + 2 * p - k) / s + 1) as u16,
-            );
+            let (cin, cout, k, p, s, ins, outs) = random_geometry(&mut next, 5, 9);
             let weight_bytes: std::vec::Vec<u8> = (0..cout * cin * k * k)
                 .map(|_| match next() % 8 {
                     0 => 0x80,
@@ -1542,21 +1534,8 @@ mod tests {
                 bias: Some(Bias(&bias_bytes)),
             };
             let wide_inputs = case % 4 == 1;
-            let input: std::vec::Vec<i32> = (0..ins.elements())
-                .map(|_| match next() % 16 {
-                    0 => -32768,
-                    1 => 32767,
-                    2 if wide_inputs => (next() % 2_000_001) as i32 - 1_000_000,
-                    _ => (next() % 65_536) as i32 - 32768,
-                })
-                .collect();
-            let narrow_ok = (0..cout).all(|oc| {
-                let l1: u128 = (0..conv.fan_in())
-                    .map(|i| conv.weights.get(oc * conv.fan_in() + i).unsigned_abs() as u128)
-                    .sum();
-                let round = if frac == 0 { 0 } else { 1u128 << (frac - 1) };
-                l1 * (1 << 15) + conv.bias_at(oc).unsigned_abs() as u128 + round < 1 << 31
-            });
+            let input = random_inputs(&mut next, ins.elements(), wide_inputs);
+            let narrow_ok = narrow_bound_holds(&conv);
             let mut variants = std::vec![false];
             if narrow_ok {
                 variants.push(true);
@@ -1589,7 +1568,7 @@ mod tests {
                     assert_eq!(
                         got, want,
                         "narrow {narrow} act16 {act16} cin {cin} cout {cout} k {k} p {p} s {s} \
-                         {h}x{w} frac {frac}"
+                         in {ins:?} frac {frac}"
                     );
                     seen[if narrow { 0 } else { 1 }] += 1;
                     seen[3] += act16 as usize;
