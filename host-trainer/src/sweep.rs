@@ -23,7 +23,7 @@ use clap::Args;
 use serde::{Deserialize, Serialize};
 
 use crate::eval::EvalReport;
-use crate::linearize::args::{RunArgs, export_and_eval};
+use crate::linearize::args::{EVAL_FILE, RunArgs, export_and_eval};
 use crate::linearize::latency::Deployment;
 use crate::linearize::{Budget, LinearizeConfig, LinearizeSummary, MethodName, read_summary};
 use crate::plot::{Allocation, Series, accuracy_vs_latency, accuracy_vs_relus, allocation};
@@ -345,17 +345,12 @@ pub fn run_cell(dir: &Path, id: &str, quiet: bool) -> Result<(LinearizeSummary, 
         _ if RunDir::new(&out).checkpoint().exists() => crate::linearize::resume(&out, &opts)?,
         _ => crate::linearize::linearize(&cell.config, &out, &opts)?,
     };
-    let eval_path = out.join("eval.json");
-    let r = match std::fs::read_to_string(&eval_path)
+    let r = match std::fs::read_to_string(out.join(EVAL_FILE))
         .ok()
         .and_then(|t| serde_json::from_str::<EvalReport>(&t).ok())
     {
         Some(r) => r,
-        None => {
-            let r = export_and_eval(&out, plan.fixed_limit)?;
-            write_atomic(&eval_path, serde_json::to_string_pretty(&r)?.as_bytes())?;
-            r
-        }
+        None => export_and_eval(&out, plan.fixed_limit)?,
     };
     Ok((s, r))
 }
@@ -412,7 +407,7 @@ pub fn collect(dir: &Path) -> Result<Collected> {
     let mut missing = vec![];
     for cell in &plan.cells {
         let out = dir.join(&cell.id);
-        let eval = std::fs::read_to_string(out.join("eval.json"))
+        let eval = std::fs::read_to_string(out.join(EVAL_FILE))
             .ok()
             .and_then(|t| serde_json::from_str::<EvalReport>(&t).ok());
         match (read_summary(&out), eval) {

@@ -298,3 +298,27 @@ fn senet_allocation_on_resnet18_has_the_rlnet_shape() {
     });
     assert!(off, "magnitude pruning should not match RLNet: {km:?}");
 }
+
+/// A single linearization run keeps its pi-core evaluation in `eval.json`, as sweep cells do.
+#[test]
+fn export_and_eval_records_eval_json_in_the_run() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let from = teacher(dir.path());
+    let out = dir.path().join("lin");
+    linearize(&quick("snl", Budget::Absolute(80), &from), &out, &quiet()).expect("linearize");
+    let r = host_trainer::linearize::args::export_and_eval(&out, Some(60)).expect("export, eval");
+    let text = std::fs::read_to_string(out.join(host_trainer::linearize::args::EVAL_FILE))
+        .expect("eval.json written");
+    let back: host_trainer::eval::EvalReport = serde_json::from_str(&text).expect("json");
+    // serde_json's default float parsing may differ from the written value in the last bit.
+    assert!(
+        (back.fixed_acc - r.fixed_acc).abs() < 1e-12,
+        "{back:?} {r:?}"
+    );
+    assert_eq!(
+        (back.relus_kept, back.relus_total),
+        (r.relus_kept, r.relus_total)
+    );
+    assert_eq!(back.images, 60);
+    assert!(back.relus_kept <= 80, "{back:?}");
+}

@@ -158,12 +158,21 @@ pub struct LinearizeArgs {
     pub run: RunArgs,
 }
 
-/// Exports a completed run to `RUN/model.pic` and evaluates it through pi-core.
+/// Exports a completed run to `RUN/model.pic`, evaluates it through pi-core and records the
+/// evaluation in `RUN/eval.json` (what `sweep` collects, and what a single run keeps too).
 pub fn export_and_eval(out: &Path, fixed_limit: Option<usize>) -> Result<EvalReport> {
     let model = out.join("model.pic");
     export_run(out, &model, &ExportOptions::default())?;
-    eval_file(&model, None, Some(out), fixed_limit, None, None)
+    let r = eval_file(&model, None, Some(out), fixed_limit, None, None)?;
+    crate::train::checkpoint::write_atomic(
+        &out.join(EVAL_FILE),
+        serde_json::to_string_pretty(&r)?.as_bytes(),
+    )?;
+    Ok(r)
 }
+
+/// The file in a run folder that holds its pi-core evaluation ([`export_and_eval`]).
+pub const EVAL_FILE: &str = "eval.json";
 
 /// Prints a summary.
 pub fn print_summary(s: &LinearizeSummary) {
