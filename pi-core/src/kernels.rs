@@ -163,25 +163,40 @@ fn conv2d_packed_i8(
                 .unwrap_or(&[]);
             let r = dot2x2_i8_wide(field, w0, w1, b0 as i64, b1 as i64)
                 .map(|a| requantize(a, shift).clamp(lo, hi));
-            // r = [oc at a, oc at b, oc+1 at a, oc+1 at b]
-            let mut put = |index: usize, v: i32| {
-                if let Some(o) = output.get_mut(index) {
-                    *o = v;
-                }
-            };
-            put(oc * out_plane + pixel, r[0]);
-            if pair {
-                put(oc * out_plane + pixel_b, r[1]);
-            }
-            if pair_c {
-                put((oc + 1) * out_plane + pixel, r[2]);
-                if pair {
-                    put((oc + 1) * out_plane + pixel_b, r[3]);
-                }
-            }
+            store_2x2(output, out_plane, oc, [pixel, pixel_b], pair_c, pair, r);
             oc += 2;
         }
         pixel += 2;
+    }
+}
+
+/// Stores the results `r = [oc at a, oc at b, oc+1 at a, oc+1 at b]` of a pair of channels at
+/// a pair of pixels `[a, b]`; `pair_c` and `pair` say whether channel `oc + 1` and pixel `b`
+/// exist (a lone last channel or pixel is computed twice but stored once).
+#[inline(always)]
+fn store_2x2(
+    output: &mut [i32],
+    out_plane: usize,
+    oc: usize,
+    [a, b]: [usize; 2],
+    pair_c: bool,
+    pair: bool,
+    r: [i32; 4],
+) {
+    let mut put = |index: usize, v: i32| {
+        if let Some(o) = output.get_mut(index) {
+            *o = v;
+        }
+    };
+    put(oc * out_plane + a, r[0]);
+    if pair {
+        put(oc * out_plane + b, r[1]);
+    }
+    if pair_c {
+        put((oc + 1) * out_plane + a, r[2]);
+        if pair {
+            put((oc + 1) * out_plane + b, r[3]);
+        }
     }
 }
 
@@ -736,22 +751,7 @@ fn conv2d_packed(
                 };
                 [a0, a1, a2, a3].map(|a| requantize(a, c.weight_frac_bits))
             };
-            // r = [oc at a, oc at b, oc+1 at a, oc+1 at b]
-            let mut put = |index: usize, v: i32| {
-                if let Some(o) = output.get_mut(index) {
-                    *o = v;
-                }
-            };
-            put(oc * out_plane + pixel, r[0]);
-            if pair {
-                put(oc * out_plane + pixel_b, r[1]);
-            }
-            if pair_c {
-                put((oc + 1) * out_plane + pixel, r[2]);
-                if pair {
-                    put((oc + 1) * out_plane + pixel_b, r[3]);
-                }
-            }
+            store_2x2(output, out_plane, oc, [pixel, pixel_b], pair_c, pair, r);
             oc += 2;
         }
         pixel += 2;
