@@ -12,8 +12,13 @@ set -euo pipefail
 model=${1:?usage: scripts/check-crypten.sh model.onnx [C,H,W]}
 shape=${2:-1,8,8}
 venv=${CRYPTEN_VENV:-.venv-crypten}
-if [ ! -x "$venv/bin/python" ]; then
-    python3 -m venv "$venv"
+# (Re)install when the venv is missing or an earlier install stopped half-way.
+if ! "$venv/bin/python" -c "import crypten, onnxruntime" 2>/dev/null; then
+    [ -x "$venv/bin/python" ] || python3 -m venv "$venv" || {
+        echo "check-crypten: cannot create a venv at $venv (Debian/Ubuntu: apt install python3-venv)" >&2
+        rm -rf "$venv"
+        exit 1
+    }
     # crypten 0.4.1 (the last release) imports torch.onnx._internal.registration, which newer
     # torch removed, and lists the deprecated `sklearn` package among its requirements; torch
     # 2.0.1 needs numpy 1.x, hence onnx, onnxruntime and pandas of that era. Checked 2026-12-04
